@@ -1,0 +1,388 @@
+//! Weight codecs of pwlc.
+//!
+//! Every codec turns the little-endian bytes of one tensor into a self-contained payload and
+//! back. The lossy codecs ([`Method::Quant`], [`Method::Pwl`]) see `f32` rows and a per-row
+//! error bound; [`encode`] wraps them so that the bound holds for every element *after*
+//! conversion back to the tensor's own dtype: it decodes what the codec produced, and stores
+//! every element that misses the bound (or is NaN or infinite) exactly, as an exception.
+//!
+//! Decoders never panic: any byte string either decodes or returns a [`CodecError`].
+
+pub mod bitio;
+pub mod dtype;
+mod error;
+pub mod lossless;
+pub mod pwl;
+pub mod quant;
+
+pub use dtype::DType;
+pub use error::CodecError;
+
+use bitio::{ByteReader, PutBytes};
+
+/// Stable on-disk identifier of a codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum CodecId {
+    /// The bytes as they are.
+    Raw = 0,
+    /// Bit-exact float coding ([`lossless`]).
+    Lossless = 1,
+    /// Error-bounded quantization with entropy coding ([`quant`]).
+    Quant = 2,
+    /// The thesis method: piecewise linearization + dense rank matrix ([`pwl`]).
+    Pwl = 3,
+}
+
+impl CodecId {
+    /// Inverse of `id as u16`; `None` for ids this version does not know.
+    pub fn from_u16(id: u16) -> Option<CodecId> {
+        [
+            CodecId::Raw,
+            CodecId::Lossless,
+            CodecId::Quant,
+            CodecId::Pwl,
+        ]
+        .into_iter()
+        .find(|c| *c as u16 == id)
+    }
+
+    /// Short name, as accepted by `--method`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CodecId::Raw => "raw",
+            CodecId::Lossless => "lossless",
+            CodecId::Quant => "quant",
+            CodecId::Pwl => "pwl",
+        }
+    }
+}
+
+/// How large an error each row of a lossy-coded tensor may take.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Bound {
+    /// The same absolute bound for every element.
+    Abs(f64),
+    /// A fraction of each row's root mean square.
+    RelRms(f64),
+    /// A fraction of each row's standard deviation.
+    RelStd(f64),
+}
+
+impl Bound {
+    /// The absolute bound of each row of `values` (`rows` equal rows).
+    pub fn per_row(&self, values: &[f32], rows: usize) -> Vec<f32> {
+        let cols = values.len().checked_div(rows).unwrap_or(0);
+        (0..rows)
+            .map(|r| {
+                let row = &values[r * cols..(r + 1) * cols];
+                let b = match *self {
+                    Bound::Abs(e) => e,
+                    Bound::RelRms(f) => f * moments(row).1.sqrt(),
+                    Bound::RelStd(f) => {
+                        let (mean, sq) = moments(row);
+                        f * (sq - mean * mean).max(0.0).sqrt()
+                    }
+                };
+                b as f32
+            })
+            .collect()
+    }
+}
+
+/// Mean and mean square of the finite values of `row`.
+fn moments(row: &[f32]) -> (f64, f64) {
+    let (mut n, mut s, mut s2) = (0usize, 0f64, 0f64);
+    for &v in row.iter().filter(|v| v.is_finite()) {
+        n += 1;
+        s += v as f64;
+        s2 += (v as f64) * (v as f64);
+    }
+    if n == 0 {
+        (0.0, 0.0)
+    } else {
+        (s / n as f64, s2 / n as f64)
+    }
+}
+
+/// Which codec to use, with its parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Method {
+    /// Store the bytes as they are.
+    Raw,
+    /// Bit-exact coding of float (or any) data.
+    Lossless,
+    /// Error-bounded quantization (the default lossy method).
+    Quant {
+        bound: Bound,
+        options: quant::Options,
+    },
+    /// The thesis' piecewise linearization.
+    Pwl { bound: Bound, options: pwl::Options },
+}
+
+impl Method {
+    /// The codec this method writes.
+    pub fn codec(&self) -> CodecId {
+        match self {
+            Method::Raw => CodecId::Raw,
+            Method::Lossless => CodecId::Lossless,
+            Method::Quant { .. } => CodecId::Quant,
+            Method::Pwl { .. } => CodecId::Pwl,
+        }
+    }
+
+    /// True if the method may change values.
+    pub fn is_lossy(&self) -> bool {
+        matches!(self, Method::Quant { .. } | Method::Pwl { .. })
+    }
+}
+
+/// One tensor to encode: little-endian element bytes of `dtype`, row-major with `shape`.
+#[derive(Debug, Clone, Copy)]
+pub struct TensorRef<'a> {
+    pub dtype: DType,
+    pub shape: &'a [u64],
+    pub data: &'a [u8],
+}
+
+/// The result of [`encode`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoded {
+    pub codec: CodecId,
+    pub payload: Vec<u8>,
+    /// Largest |original - decoded| over all elements (0 for lossless codecs).
+    pub max_abs_error: f64,
+    /// Root mean square of original - decoded.
+    pub rmse: f64,
+}
+
+/// Number of rows a lossy codec sees: the first dimension of tensors with 2 or more dimensions.
+pub fn rows_of(shape: &[u64]) -> usize {
+    match shape {
+        [first, _, ..] => *first as usize,
+        _ => 1,
+    }
+}
+
+fn element_count(shape: &[u64]) -> Result<usize, CodecError> {
+    shape
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d))
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or(CodecError::TooLarge(u64::MAX))
+}
+
+/// Encodes one tensor with `method`. Lossy methods on non-float tensors fall back to lossless.
+pub fn encode(t: TensorRef<'_>, method: &Method) -> Result<Encoded, CodecError> {
+    let n = element_count(t.shape)?;
+    if n.checked_mul(t.dtype.size()) != Some(t.data.len()) {
+        return Err(CodecError::InvalidParameter(format!(
+            "{} bytes do not hold {n} elements of {}",
+            t.data.len(),
+            t.dtype
+        )));
+    }
+    let exact = |codec, payload| Encoded {
+        codec,
+        payload,
+        max_abs_error: 0.0,
+        rmse: 0.0,
+    };
+    match method {
+        Method::Raw => Ok(exact(CodecId::Raw, t.data.to_vec())),
+        Method::Lossless => Ok(exact(CodecId::Lossless, lossless::encode(t.dtype, t.data))),
+        _ if !t.dtype.is_float() || n == 0 => {
+            Ok(exact(CodecId::Lossless, lossless::encode(t.dtype, t.data)))
+        }
+        Method::Quant { bound, options } => encode_lossy(t, method.codec(), bound, |v, r, b| {
+            quant::encode(v, r, b, options)
+        }),
+        Method::Pwl { bound, options } => encode_lossy(t, method.codec(), bound, |v, r, b| {
+            pwl::encode(v, r, b, options)
+        }),
+    }
+}
+
+/// Decodes a payload written by [`encode`] back to the tensor's little-endian bytes.
+pub fn decode(
+    codec: CodecId,
+    dtype: DType,
+    shape: &[u64],
+    payload: &[u8],
+) -> Result<Vec<u8>, CodecError> {
+    let n = element_count(shape)?;
+    let bytes = n
+        .checked_mul(dtype.size())
+        .ok_or(CodecError::TooLarge(u64::MAX))?;
+    match codec {
+        CodecId::Raw if payload.len() == bytes => Ok(payload.to_vec()),
+        CodecId::Raw => Err(CodecError::Corrupt("raw payload has the wrong length")),
+        CodecId::Lossless => lossless::decode(dtype, n, payload),
+        CodecId::Quant | CodecId::Pwl => decode_lossy(codec, dtype, shape, n, payload),
+    }
+}
+
+/// Runs a lossy row codec and patches every element that misses its row's bound.
+///
+/// Payload: `block(codec payload)`, `varint(exception count)`, then per exception
+/// `varint(index delta)` and the element's original bytes.
+fn encode_lossy(
+    t: TensorRef<'_>,
+    codec: CodecId,
+    bound: &Bound,
+    run: impl Fn(&[f32], usize, &[f32]) -> Vec<u8>,
+) -> Result<Encoded, CodecError> {
+    let values = dtype::to_f32(t.dtype, t.data)?;
+    let rows = rows_of(t.shape).max(1);
+    let cols = values.len() / rows;
+    let bounds = bound.per_row(&values, rows);
+    if bounds.iter().any(|b| !b.is_finite() || *b < 0.0) {
+        return Err(CodecError::InvalidParameter(
+            "error bound must be finite and >= 0".into(),
+        ));
+    }
+    let finite: Vec<f32> = values
+        .iter()
+        .map(|v| if v.is_finite() { *v } else { 0.0 })
+        .collect();
+    let core = run(&finite, rows, &bounds);
+    let approx = decode_core(codec, &core, rows, cols)?;
+    let approx = dtype::from_f32(t.dtype, &approx)?;
+
+    let size = t.dtype.size();
+    let mut exceptions = Vec::new();
+    let (mut count, mut last, mut max_err, mut sum_sq) = (0u64, 0usize, 0f64, 0f64);
+    for i in 0..values.len() {
+        let orig = dtype::element_f64(t.dtype, t.data, i);
+        let got = dtype::element_f64(t.dtype, &approx, i);
+        let err = (orig - got).abs();
+        if !orig.is_finite() || !got.is_finite() || err > bounds[i / cols.max(1)] as f64 {
+            exceptions.put_varint((i - last) as u64);
+            exceptions.extend_from_slice(&t.data[i * size..(i + 1) * size]);
+            last = i;
+            count += 1;
+        } else {
+            max_err = max_err.max(err);
+            sum_sq += err * err;
+        }
+    }
+    let mut payload = Vec::with_capacity(core.len() + exceptions.len() + 16);
+    payload.put_block(&core);
+    payload.put_varint(count);
+    payload.extend_from_slice(&exceptions);
+    let rmse = (sum_sq / values.len().max(1) as f64).sqrt();
+    Ok(Encoded {
+        codec,
+        payload,
+        max_abs_error: max_err,
+        rmse,
+    })
+}
+
+fn decode_core(
+    codec: CodecId,
+    core: &[u8],
+    rows: usize,
+    cols: usize,
+) -> Result<Vec<f32>, CodecError> {
+    let values = match codec {
+        CodecId::Quant => quant::decode(core, rows, cols)?,
+        CodecId::Pwl => pwl::decode(core, rows, cols)?,
+        _ => return Err(CodecError::Unsupported("not a lossy codec")),
+    };
+    if values.len() != rows * cols {
+        return Err(CodecError::Corrupt(
+            "lossy codec decoded the wrong number of values",
+        ));
+    }
+    Ok(values)
+}
+
+fn decode_lossy(
+    codec: CodecId,
+    dtype: DType,
+    shape: &[u64],
+    n: usize,
+    payload: &[u8],
+) -> Result<Vec<u8>, CodecError> {
+    if !dtype.is_float() {
+        return Err(CodecError::Corrupt("lossy codec on a non-float tensor"));
+    }
+    let rows = rows_of(shape).max(1);
+    let mut r = ByteReader::new(payload);
+    let core = r.block()?;
+    let values = decode_core(codec, core, rows, n / rows)?;
+    let mut out = dtype::from_f32(dtype, &values)?;
+    let size = dtype.size();
+    let count = r.varint_max(n as u64)?;
+    let mut index = 0usize;
+    for _ in 0..count {
+        index = index
+            .checked_add(r.varint_max(n as u64)?)
+            .filter(|&i| i < n)
+            .ok_or(CodecError::Corrupt("exception index out of range"))?;
+        out[index * size..(index + 1) * size].copy_from_slice(r.take(size)?);
+    }
+    if r.remaining() != 0 {
+        return Err(CodecError::Corrupt("trailing bytes after exceptions"));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f32_bytes(v: &[f32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn lossy_wrapper_keeps_non_finite_values_exactly() {
+        let v = [
+            1.0f32,
+            f32::NAN,
+            -0.25,
+            f32::INFINITY,
+            3.5,
+            f32::NEG_INFINITY,
+            0.0,
+            2.0,
+        ];
+        let data = f32_bytes(&v);
+        let shape = [2u64, 4];
+        let t = TensorRef {
+            dtype: DType::F32,
+            shape: &shape,
+            data: &data,
+        };
+        let method = Method::Quant {
+            bound: Bound::Abs(0.01),
+            options: quant::Options::default(),
+        };
+        let enc = encode(t, &method).unwrap();
+        let dec = decode(enc.codec, DType::F32, &shape, &enc.payload).unwrap();
+        for (i, (a, b)) in v.iter().zip(dec.chunks_exact(4)).enumerate() {
+            let b = f32::from_le_bytes(b.try_into().unwrap());
+            if a.is_finite() {
+                assert!((a - b).abs() <= 0.01, "element {i}: {a} vs {b}");
+            } else {
+                assert_eq!(a.to_bits(), b.to_bits(), "element {i}");
+            }
+        }
+        assert!(enc.max_abs_error <= 0.01);
+    }
+
+    #[test]
+    fn decode_rejects_a_raw_payload_of_the_wrong_size() {
+        assert!(decode(CodecId::Raw, DType::F32, &[3], &[0; 11]).is_err());
+    }
+
+    #[test]
+    fn rel_bounds_follow_each_row() {
+        let b = Bound::RelRms(0.5).per_row(&[3.0, 4.0, 0.0, 0.0], 2);
+        assert!((b[0] - 0.5 * 12.5f32.sqrt()).abs() < 1e-6);
+        assert_eq!(b[1], 0.0);
+    }
+}

@@ -1,0 +1,29 @@
+//! The safetensors adapter (not yet implemented).
+
+use std::path::Path;
+
+use crate::{ModelError, Tensor};
+
+/// Reads the tensors and layout of a safetensors file.
+pub fn read(path: &Path) -> Result<(Vec<Tensor>, Vec<u8>), ModelError> {
+    Err(ModelError::invalid(
+        path,
+        "safetensors files are not supported yet",
+    ))
+}
+
+/// Writes a safetensors file from a layout returned by [`read`] and new tensor values.
+pub fn write(_layout: &[u8], _tensors: &[Tensor], path: &Path) -> Result<(), ModelError> {
+    Err(ModelError::invalid(
+        path,
+        "safetensors files are not supported yet",
+    ))
+}
+
+/// Writes tensors alone as a new safetensors file.
+pub fn write_fresh(_tensors: &[Tensor], path: &Path) -> Result<(), ModelError> {
+    Err(ModelError::invalid(
+        path,
+        "safetensors files are not supported yet",
+    ))
+}
