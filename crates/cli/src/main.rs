@@ -1,1 +1,264 @@
-fn main() {}
+//! The `pwlc` command: a thin layer over the `pwlc` library.
+
+mod progress;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use pwlc::codecs::{pwl, quant, Bound, Method};
+use pwlc::{CompressOptions, DecompressOptions, Format, Policy, Report};
+
+use progress::Bar;
+
+const EXAMPLES: &str = "\
+Examples:
+  pwlc compress model.onnx                      # writes model.onnx.pwlc (default method: quant)
+  pwlc compress model.safetensors --max-error 1e-3 -o small.pwlc
+  pwlc compress model.pth --method pwl --p-rel 0.05
+  pwlc compress model.npz --method lossless
+  pwlc decompress model.onnx.pwlc -o restored.onnx
+  pwlc decompress model.pth.pwlc --format safetensors
+  pwlc inspect model.onnx.pwlc --json
+  pwlc verify model.onnx.pwlc";
+
+/// Make neural-network weight files small, with a guaranteed bound on how far any weight moves.
+#[derive(Parser)]
+#[command(name = "pwlc", version, about, after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compress a model file (safetensors, onnx, pth/pt, npy, npz, gguf) into a .pwlc container.
+    Compress(CompressArgs),
+    /// Write the model stored in a .pwlc container back as a model file.
+    Decompress(DecompressArgs),
+    /// Show what a .pwlc container holds (reads only its index).
+    Inspect(InspectArgs),
+    /// Check every checksum of a .pwlc container and decode every tensor.
+    Verify(InspectArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MethodName {
+    /// Error-bounded quantization with context-modelled entropy coding (the default).
+    Quant,
+    /// The thesis method: piecewise linearization of sorted rows + dense rank matrix.
+    Pwl,
+    /// Bit-exact coding of every tensor.
+    Lossless,
+    /// Store every tensor as it is (for testing).
+    Raw,
+}
+
+#[derive(Args)]
+struct CompressArgs {
+    /// The model file to compress.
+    input: PathBuf,
+    /// Where to write the container [default: INPUT.pwlc].
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// The codec for the tensors the policy codes lossily.
+    #[arg(long, value_enum, default_value = "quant")]
+    method: MethodName,
+    /// quant: absolute error bound for every coded weight.
+    #[arg(long, value_name = "E", conflicts_with = "rel_error")]
+    max_error: Option<f64>,
+    /// quant: error bound per row (output channel), as a fraction of the row's RMS.
+    #[arg(long, value_name = "R")]
+    rel_error: Option<f64>,
+    /// pwl: tolerance p, the absolute bound of each weight from its line segment.
+    #[arg(long, value_name = "P", conflicts_with = "p_rel")]
+    p: Option<f64>,
+    /// pwl: tolerance as a fraction of each row's standard deviation.
+    #[arg(long, value_name = "R")]
+    p_rel: Option<f64>,
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// Worker threads [default: all cores].
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Print the report as JSON on stdout instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Overwrite the output if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct PolicyArgs {
+    /// Store tensors whose name matches this regular expression losslessly.
+    #[arg(long, value_name = "REGEX")]
+    lossless: Option<String>,
+    /// Store float tensors with fewer elements than this losslessly.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    min_elements: u64,
+}
+
+#[derive(Args)]
+struct DecompressArgs {
+    /// The .pwlc container.
+    input: PathBuf,
+    /// Where to write the model [default: the original file name, beside the container].
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Write this format instead of the original one (conversion: safetensors or npz).
+    #[arg(long, value_parser = parse_format)]
+    format: Option<Format>,
+    /// Worker threads [default: all cores].
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Overwrite the output if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    /// The .pwlc container.
+    input: PathBuf,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The default absolute bound of `quant`.
+const DEFAULT_MAX_ERROR: f64 = 5e-4;
+/// The default relative tolerance of `pwl` (fraction of each row's standard deviation).
+const DEFAULT_P_REL: f64 = 0.05;
+
+fn parse_format(name: &str) -> Result<Format, String> {
+    Format::from_name(name).ok_or_else(|| {
+        let names: Vec<_> = Format::ALL.iter().map(|f| f.name()).collect();
+        format!("unknown format '{name}' (one of {})", names.join(", "))
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pwlc: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Compress(args) => with_threads(args.threads, || compress(&args)),
+        Command::Decompress(args) => with_threads(args.threads, || decompress(&args)),
+        Command::Inspect(args) => print_report(&pwlc::inspect(&args.input)?, args.json),
+        Command::Verify(args) => {
+            let bar = Bar::new("verify");
+            let report = pwlc::verify(&args.input, &|d, t| bar.update(d, t));
+            bar.finish();
+            let report = report?;
+            if !args.json {
+                println!("{}: ok, {} tensors verified", args.input.display(), report.tensors.len());
+                return Ok(());
+            }
+            print_report(&report, true)
+        }
+    }
+}
+
+/// Runs `f` on a pool of `threads` workers (all cores when `None`).
+fn with_threads(threads: Option<usize>, f: impl FnOnce() -> Result<()> + Send) -> Result<()> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.unwrap_or(0))
+        .build()
+        .context("cannot start worker threads")?;
+    pool.install(f)
+}
+
+fn method(args: &CompressArgs) -> Result<Method> {
+    let check = |v: f64, flag: &str| {
+        anyhow::ensure!(v.is_finite() && v >= 0.0, "{flag} must be a finite number >= 0, got {v}");
+        Ok(v)
+    };
+    Ok(match args.method {
+        MethodName::Quant => {
+            let bound = match (args.max_error, args.rel_error) {
+                (_, Some(r)) => Bound::RelRms(check(r, "--rel-error")?),
+                (e, None) => Bound::Abs(check(e.unwrap_or(DEFAULT_MAX_ERROR), "--max-error")?),
+            };
+            Method::Quant { bound, options: quant::Options::default() }
+        }
+        MethodName::Pwl => {
+            let bound = match (args.p, args.p_rel) {
+                (Some(p), _) => Bound::Abs(check(p, "--p")?),
+                (None, r) => Bound::RelStd(check(r.unwrap_or(DEFAULT_P_REL), "--p-rel")?),
+            };
+            Method::Pwl { bound, options: pwl::Options::default() }
+        }
+        MethodName::Lossless => Method::Lossless,
+        MethodName::Raw => Method::Raw,
+    })
+}
+
+fn policy(args: &PolicyArgs) -> Result<Policy> {
+    Policy::new(args.min_elements, args.lossless.as_deref())
+        .context("--lossless is not a valid regular expression")
+}
+
+fn compress(args: &CompressArgs) -> Result<()> {
+    let output = args.output.clone().unwrap_or_else(|| append_extension(&args.input, "pwlc"));
+    let options = CompressOptions {
+        method: method(args)?,
+        policy: policy(&args.policy)?,
+        bounds: Vec::new(),
+        force: args.force,
+    };
+    let bar = Bar::new("compress");
+    let report = pwlc::compress(&args.input, &output, &options, &|d, t| bar.update(d, t));
+    bar.finish();
+    let report = report?;
+    print_report(&report, args.json)?;
+    if !args.json {
+        println!("wrote {}", output.display());
+    }
+    Ok(())
+}
+
+fn decompress(args: &DecompressArgs) -> Result<()> {
+    let output = match &args.output {
+        Some(o) => o.clone(),
+        None => pwlc::default_output(&args.input, args.format)?,
+    };
+    let options = DecompressOptions { format: args.format, force: args.force };
+    let bar = Bar::new("decompress");
+    let report = pwlc::decompress(&args.input, &output, &options, &|d, t| bar.update(d, t));
+    bar.finish();
+    let report = report?;
+    if args.json {
+        return print_report(&report, true);
+    }
+    println!("wrote {} ({} tensors)", output.display(), report.tensors.len());
+    Ok(())
+}
+
+fn print_report(report: &Report, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}
+
+fn append_extension(path: &Path, ext: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".");
+    s.push(ext);
+    PathBuf::from(s)
+}
