@@ -42,8 +42,12 @@ pub fn write_atomic(
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".pwlc-tmp")
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".pwlc-tmp");
+    // Temporary files are created 0600; outputs get the usual mode of a new file.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    let mut tmp = builder
         .tempfile_in(dir)
         .map_err(|e| ModelError::io(path, e))?;
     {
