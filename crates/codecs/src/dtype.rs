@@ -102,7 +102,7 @@ impl std::fmt::Display for DType {
 ///
 /// Returns an error for non-float types or a length that is not a multiple of the element size.
 pub fn to_f32(dtype: DType, data: &[u8]) -> Result<Vec<f32>, CodecError> {
-    if data.len() % dtype.size() != 0 {
+    if !data.len().is_multiple_of(dtype.size()) {
         return Err(CodecError::Corrupt(
             "data length is not a multiple of the element size",
         ));

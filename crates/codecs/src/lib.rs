@@ -10,8 +10,10 @@
 
 pub mod bitio;
 pub mod dtype;
+pub mod entropy;
 mod error;
 pub mod lossless;
+pub mod matrix;
 pub mod pwl;
 pub mod quant;
 

@@ -1,23 +1,595 @@
-//! The thesis method: piecewise linearization of sorted rows with a dense rank matrix.
+//! The thesis method: piecewise linearization of sorted groups with a dense rank matrix.
 //!
-//! Placeholder layout until the method lands: the values as `f32`.
+//! Each group of values (by default a row: the first dimension is the output unit) is sorted
+//! (stably, ties by position); the sorted values form a monotone curve that is approximated by
+//! line segments within the group's error bound ([`linearize`]). Segments with nearly equal
+//! slopes share one slope from a table ([`slopes`], the thesis' "parallel lines"); intercepts
+//! are stored as steps on a grid relative to the previous segment's extension, and each segment
+//! is checked in the decoder's arithmetic and split where it misses ([`place`]). Segment
+//! parameters are Huffman coded ([`stream`]); every weight stores its rank in its sorted group
+//! ([`ranks`]). Decoding a weight evaluates its segment at its rank.
+//!
+//! Payload (all groups of the tensor):
+//! - `u8` format version, `u8` flags (bit 0 Huffman, bit 1 f16 slopes, bit 2 shared slopes,
+//!   bit 3 grid intercepts, bit 4 permutation-coded ranks);
+//! - `varint` group size; `varint` slope count, then the slopes (f32 or f16, little-endian);
+//! - if the tensor has values: the codes of lengths, slope symbols and intercept symbols;
+//! - `block`: per group the grid step `q` (f32), present only with grid intercepts;
+//! - `block`: the segment bit stream; `block`: the rank bit stream.
 
-use crate::bitio::{ByteReader, PutBytes};
+mod linearize;
+mod place;
+mod ranks;
+mod slopes;
+mod stream;
+
+pub use linearize::{greedy, optimal, Piece};
+pub use slopes::Precision;
+
+use crate::bitio::{BitReader, BitWriter, ByteReader, PutBytes};
+use crate::entropy::huffman::{BitSource, Code};
 use crate::CodecError;
+use half::f16;
+use place::{eval, first_value, Intercept, Placer, Segment};
 
-/// The thesis' thresholds and ablation switches.
+const VERSION: u8 = 1;
+const FLAG_HUFFMAN: u8 = 1;
+const FLAG_F16: u8 = 2;
+const FLAG_SHARED: u8 = 4;
+const FLAG_GRID: u8 = 8;
+const FLAG_PERMUTATION: u8 = 16;
+
+/// Which values are sorted and linearized together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Granularity {
+    /// Each row (first dimension) on its own: ranks cost `ceil(log2 cols)` bits.
+    #[default]
+    Row,
+    /// The whole tensor as one sequence: ranks cost `ceil(log2 N)` bits.
+    Layer,
+    /// Consecutive blocks of this many values (in storage order).
+    Block(usize),
+}
+
+/// The linearization algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Linearizer {
+    /// Fewest segments for the tolerance (streaming convex-hull algorithm).
+    #[default]
+    Optimal,
+    /// The shrinking cone anchored at each segment's first point.
+    Greedy,
+}
+
+/// How the ranks (the dense matrix) are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RankCoding {
+    /// Each rank in `ceil(log2 n)` bits (the thesis' dense matrix encoding).
+    #[default]
+    Packed,
+    /// Ablation: the group's permutation in about `log2(n!)` bits (Lehmer code, mixed radix).
+    Permutation,
+}
+
+/// The thesis' thresholds and ablation switches. The bound itself (threshold `p`) arrives
+/// per row from the caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// Which values are sorted together (default: per row).
+    pub granularity: Granularity,
+    /// Linearization algorithm (default: optimal).
+    pub linearizer: Linearizer,
+    /// Threshold `pd`, in units of the error bound per rank: segments whose slopes differ by
+    /// less than `pd * p` (with `p` the smallest positive group bound of the tensor) share one
+    /// slope. `0` disables parallel lines: every segment stores its own slope. Default 0.3.
+    pub pd: f64,
+    /// Threshold `pm`, read as the merge tolerance of neighbouring segments, in `[0, 1)`: a
+    /// segment's first value is stored as a whole number of steps `q = 2 * pm * p` away from
+    /// the extension of the previous segment, so a segment within `pm * p` of that extension
+    /// joins it at no cost (zero steps). Linearization then runs at tolerance `(1 - pm) * p`,
+    /// which leaves room for the rounding to the grid. `0` stores every first value as `f32`.
+    /// Default 0.25.
+    pub pm: f64,
+    /// Precision of the stored slopes (ablation: f16).
+    pub slope_precision: Precision,
+    /// Dense matrix coding (ablation: permutation).
+    pub rank_coding: RankCoding,
+    /// Huffman-code the segment parameters (ablation: fixed-length codes).
+    pub huffman: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            granularity: Granularity::Row,
+            linearizer: Linearizer::Optimal,
+            pd: 0.3,
+            pm: 0.25,
+            slope_precision: Precision::F32,
+            rank_coding: RankCoding::Packed,
+            huffman: true,
+        }
+    }
+}
+
+impl Options {
+    fn flags(&self) -> u8 {
+        let mut f = 0;
+        let set = |on: bool, bit: u8| if on { bit } else { 0 };
+        f |= set(self.huffman, FLAG_HUFFMAN);
+        f |= set(self.slope_precision == Precision::F16, FLAG_F16);
+        f |= set(self.pd > 0.0, FLAG_SHARED);
+        f |= set(self.pm > 0.0, FLAG_GRID);
+        f |= set(
+            self.rank_coding == RankCoding::Permutation,
+            FLAG_PERMUTATION,
+        );
+        f
+    }
+
+    /// `pm` clamped to its meaningful range.
+    fn merge(&self) -> f64 {
+        if self.pm.is_finite() {
+            self.pm.clamp(0.0, 0.999)
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Where the bytes of an encoded tensor went.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Options {}
+pub struct Stats {
+    /// Number of values.
+    pub values: usize,
+    /// Number of sorted groups.
+    pub groups: usize,
+    /// Segments proposed by the linearization.
+    pub pieces: usize,
+    /// Segments stored (after slope sharing and repair).
+    pub segments: usize,
+    /// Segments whose first value is stored as a literal `f32`.
+    pub literals: usize,
+    /// Entries in the slope table.
+    pub slopes: usize,
+    /// Bytes of the rank stream.
+    pub rank_bytes: usize,
+    /// Bytes of the segment stream.
+    pub segment_bytes: usize,
+    /// Everything else: header, slope table, codes, grid steps.
+    pub header_bytes: usize,
+}
 
 /// Encodes `rows` equal rows of finite `values`, row `r` within `bounds[r]`.
-pub fn encode(values: &[f32], _rows: usize, _bounds: &[f32], _options: &Options) -> Vec<u8> {
-    let mut out = Vec::with_capacity(values.len() * 4);
-    values.iter().for_each(|v| out.put_f32(*v));
+pub fn encode(values: &[f32], rows: usize, bounds: &[f32], options: &Options) -> Vec<u8> {
+    encode_with_stats(values, rows, bounds, options).0
+}
+
+/// Consecutive groups of `size` values (the last may be shorter).
+#[derive(Debug, Clone, Copy)]
+struct Groups {
+    total: usize,
+    size: usize,
+}
+
+impl Groups {
+    fn new(total: usize, rows: usize, granularity: Granularity) -> Groups {
+        let size = match granularity {
+            Granularity::Row => total / rows.max(1),
+            Granularity::Layer => total,
+            Granularity::Block(b) => b,
+        };
+        // Positions are sorted as u32; larger groups are split.
+        let size = size.clamp(1, u32::MAX as usize);
+        Groups { total, size }
+    }
+
+    fn count(&self) -> usize {
+        self.total.div_ceil(self.size)
+    }
+
+    fn ranges(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+        (0..self.count()).map(|g| g * self.size..((g + 1) * self.size).min(self.total))
+    }
+}
+
+/// One group after sorting and linearization.
+struct Fit {
+    /// `order[i]`: position (within the group) of the `i`-th smallest value.
+    order: Vec<u32>,
+    sorted: Vec<f32>,
+    pieces: Vec<Piece>,
+    bound: f32,
+}
+
+/// Sorts a group stably (ties by position) and proposes segments.
+fn fit_group(values: &[f32], bound: f32, eps: f64, linearizer: Linearizer) -> Fit {
+    let mut keys: Vec<u64> = values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| ((order_key(v) as u64) << 32) | i as u64)
+        .collect();
+    keys.sort_unstable();
+    let order: Vec<u32> = keys.iter().map(|&k| k as u32).collect();
+    let sorted: Vec<f32> = order.iter().map(|&i| values[i as usize]).collect();
+    let y: Vec<f64> = sorted.iter().map(|&v| v as f64).collect();
+    let pieces = match linearizer {
+        Linearizer::Optimal => optimal(&y, eps),
+        Linearizer::Greedy => greedy(&y, eps),
+    };
+    Fit {
+        order,
+        sorted,
+        pieces,
+        bound,
+    }
+}
+
+/// A `u32` whose order is the numeric order of finite floats.
+fn order_key(v: f32) -> u32 {
+    let b = v.to_bits();
+    if b >> 31 == 1 {
+        !b
+    } else {
+        b | 0x8000_0000
+    }
+}
+
+/// The bound of a group: the smallest bound of the rows it touches (invalid bounds mean 0).
+fn group_bound(range: &std::ops::Range<usize>, cols: usize, bounds: &[f32]) -> f32 {
+    let first = range.start / cols.max(1);
+    let last = (range.end.max(1) - 1) / cols.max(1);
+    (first..=last)
+        .map(|r| bounds.get(r).copied().unwrap_or(0.0))
+        .map(|b| if b.is_finite() && b > 0.0 { b } else { 0.0 })
+        .fold(f32::INFINITY, f32::min)
+}
+
+/// [`encode`], also reporting where the bytes went.
+pub fn encode_with_stats(
+    values: &[f32],
+    rows: usize,
+    bounds: &[f32],
+    options: &Options,
+) -> (Vec<u8>, Stats) {
+    let groups = Groups::new(values.len(), rows, options.granularity);
+    let cols = values.len() / rows.max(1);
+    let pm = options.merge();
+    let fits: Vec<Fit> = groups
+        .ranges()
+        .map(|range| {
+            let bound = group_bound(&range, cols, bounds);
+            let eps = bound as f64 * (1.0 - pm);
+            fit_group(&values[range], bound, eps, options.linearizer)
+        })
+        .collect();
+    let table = slope_table(&fits, options);
+    let placed = place_all(&fits, &table, pm);
+    let mut stats = Stats {
+        values: values.len(),
+        groups: fits.len(),
+        pieces: fits.iter().map(|f| f.pieces.len()).sum(),
+        slopes: table.values.len(),
+        ..Stats::default()
+    };
+    let out = write_payload(groups.size, &fits, &table, &placed, options, &mut stats);
+    (out, stats)
+}
+
+/// Slope table over all proposed pieces of the tensor.
+fn slope_table(fits: &[Fit], options: &Options) -> slopes::SlopeTable {
+    let proposals: Vec<f64> = fits
+        .iter()
+        .flat_map(|f| f.pieces.iter().map(|p| p.slope))
+        .collect();
+    if options.pd > 0.0 {
+        let p = fits
+            .iter()
+            .map(|f| f.bound)
+            .filter(|&b| b > 0.0)
+            .fold(f32::INFINITY, f32::min);
+        let threshold = if p.is_finite() {
+            options.pd * p as f64
+        } else {
+            0.0
+        };
+        slopes::share(&proposals, threshold, options.slope_precision)
+    } else {
+        slopes::SlopeTable {
+            values: proposals
+                .iter()
+                .map(|&s| options.slope_precision.round(s))
+                .collect(),
+            ids: (0..proposals.len() as u32).collect(),
+        }
+    }
+}
+
+/// A group's stored segments and its grid step.
+struct Placed {
+    segments: Vec<Segment>,
+    q: f32,
+}
+
+fn place_all(fits: &[Fit], table: &slopes::SlopeTable, pm: f64) -> Vec<Placed> {
+    let mut ids = table.ids.iter();
+    fits.iter()
+        .map(|fit| {
+            let q = (2.0 * pm * fit.bound as f64) as f32;
+            let mut placer = Placer::new(&fit.sorted, fit.bound, q);
+            for piece in &fit.pieces {
+                let id = ids.next().copied().unwrap_or(0);
+                let slope = table.values.get(id as usize).copied().unwrap_or(0.0);
+                placer.place(piece.start, piece.len, slope, id);
+            }
+            Placed {
+                segments: placer.segments,
+                q,
+            }
+        })
+        .collect()
+}
+
+/// The three parameter values of a segment: (length - 1, slope symbol, intercept symbol).
+fn parameters(segments: &[Segment], shared: bool) -> Vec<[u64; 3]> {
+    let mut previous = None;
+    segments
+        .iter()
+        .map(|s| {
+            let slope = if previous == Some(s.slope_id) {
+                0
+            } else if shared {
+                1 + s.slope_id as u64
+            } else {
+                1
+            };
+            previous = Some(s.slope_id);
+            let intercept = match s.intercept {
+                Intercept::Literal(_) => 0,
+                Intercept::Steps(k) => 1 + stream::zigzag(k),
+            };
+            [s.len as u64 - 1, slope, intercept]
+        })
+        .collect()
+}
+
+fn build_codes(params: &[[u64; 3]], huffman: bool) -> Vec<Code> {
+    (0..3)
+        .map(|kind| {
+            let counts = stream::counts(params.iter().map(|p| p[kind]));
+            let code = if huffman {
+                Code::from_counts(&counts, stream::CODE_LIMIT)
+            } else {
+                Code::fixed(&counts)
+            };
+            // Non-empty counts over the fixed alphabet always make a valid code.
+            code.unwrap_or_else(|e| unreachable!("parameter code: {e}"))
+        })
+        .collect()
+}
+
+fn write_payload(
+    group_size: usize,
+    fits: &[Fit],
+    table: &slopes::SlopeTable,
+    placed: &[Placed],
+    options: &Options,
+    stats: &mut Stats,
+) -> Vec<u8> {
+    let flags = options.flags();
+    let mut out = vec![VERSION, flags];
+    out.put_varint(group_size as u64);
+    out.put_varint(table.values.len() as u64);
+    for &s in &table.values {
+        match options.slope_precision {
+            Precision::F32 => out.put_f32(s),
+            Precision::F16 => out.extend_from_slice(&f16::from_f32(s).to_le_bytes()),
+        }
+    }
+    let all: Vec<Segment> = placed.iter().flat_map(|p| p.segments.clone()).collect();
+    let params = parameters(&all, flags & FLAG_SHARED != 0);
+    let mut w = BitWriter::new();
+    if !params.is_empty() {
+        let codes = build_codes(&params, options.huffman);
+        codes.iter().for_each(|c| c.write(&mut out));
+        for (p, s) in params.iter().zip(&all) {
+            (0..3).for_each(|k| stream::put(&mut w, &codes[k], p[k]));
+            if let Intercept::Literal(v) = s.intercept {
+                w.write(v.to_bits() as u64, 32);
+            }
+        }
+    }
+    if flags & FLAG_GRID != 0 {
+        let q: Vec<u8> = placed.iter().flat_map(|p| p.q.to_le_bytes()).collect();
+        out.put_block(&q);
+    }
+    let segment_bytes = w.finish();
+    let rank_bytes = write_ranks(fits, options.rank_coding);
+    stats.segments = all.len();
+    stats.literals = all
+        .iter()
+        .filter(|s| matches!(s.intercept, Intercept::Literal(_)))
+        .count();
+    stats.header_bytes = out.len();
+    stats.segment_bytes = segment_bytes.len();
+    stats.rank_bytes = rank_bytes.len();
+    out.put_block(&segment_bytes);
+    out.put_block(&rank_bytes);
     out
+}
+
+fn write_ranks(fits: &[Fit], coding: RankCoding) -> Vec<u8> {
+    let mut w = BitWriter::new();
+    let mut ranks = Vec::new();
+    for fit in fits {
+        ranks.clear();
+        ranks.resize(fit.order.len(), 0u32);
+        for (rank, &pos) in fit.order.iter().enumerate() {
+            ranks[pos as usize] = rank as u32;
+        }
+        match coding {
+            RankCoding::Packed => ranks::put_packed(&mut w, &ranks),
+            RankCoding::Permutation => ranks::put_permutation(&mut w, &ranks),
+        }
+    }
+    w.finish()
+}
+
+/// Everything the decoder reads before the streams.
+struct Header {
+    flags: u8,
+    groups: Groups,
+    slopes: Vec<f32>,
+    codes: Vec<Code>,
+    steps: Vec<f32>,
+}
+
+fn read_header(r: &mut ByteReader<'_>, total: usize) -> Result<Header, CodecError> {
+    if r.u8()? != VERSION {
+        return Err(CodecError::Corrupt("unknown pwl format version"));
+    }
+    let flags = r.u8()?;
+    let size = r.varint_max(u32::MAX as u64)?;
+    if size == 0 {
+        return Err(CodecError::Corrupt("pwl group size is zero"));
+    }
+    let groups = Groups { total, size };
+    let precision = if flags & FLAG_F16 != 0 {
+        Precision::F16
+    } else {
+        Precision::F32
+    };
+    let count = r.varint_max((r.remaining() / precision.size()) as u64)?;
+    let slopes = (0..count)
+        .map(|_| read_slope(r, precision))
+        .collect::<Result<Vec<_>, _>>()?;
+    let codes = if total > 0 {
+        (0..3).map(|_| Code::read(r)).collect::<Result<_, _>>()?
+    } else {
+        Vec::new()
+    };
+    let steps = if flags & FLAG_GRID != 0 {
+        let block = r.block()?;
+        if block.len() != groups.count() * 4 {
+            return Err(CodecError::Corrupt(
+                "pwl grid steps do not match the groups",
+            ));
+        }
+        block
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    } else {
+        // A declared size that cannot be allocated is an error, not an abort.
+        let mut steps = Vec::new();
+        steps.try_reserve_exact(groups.count()).map_err(|_| CodecError::TooLarge(total as u64))?;
+        steps.resize(groups.count(), 0.0);
+        steps
+    };
+    Ok(Header {
+        flags,
+        groups,
+        slopes,
+        codes,
+        steps,
+    })
+}
+
+fn read_slope(r: &mut ByteReader<'_>, precision: Precision) -> Result<f32, CodecError> {
+    match precision {
+        Precision::F32 => r.f32(),
+        Precision::F16 => {
+            let b = r.take(2)?;
+            Ok(f16::from_le_bytes([b[0], b[1]]).to_f32())
+        }
+    }
+}
+
+/// Decodes the segment parameters, keeping the state shared across groups.
+struct SegmentReader<'a> {
+    bits: BitSource<'a>,
+    header: &'a Header,
+    slope_id: Option<usize>,
+    next_inline: usize,
+}
+
+impl SegmentReader<'_> {
+    /// Fills `out` with the decoded sorted values of a group of `n` with grid step `q`.
+    fn group(&mut self, n: usize, q: f32, out: &mut Vec<f32>) -> Result<(), CodecError> {
+        out.clear();
+        let mut prediction = 0.0f32;
+        let header = self.header;
+        let [lens, slopes, intercepts] = &header.codes[..] else {
+            return Err(CodecError::Corrupt("pwl parameter codes missing"));
+        };
+        while out.len() < n {
+            let len = stream::get(&mut self.bits, lens)? as usize + 1;
+            if len > n - out.len() {
+                return Err(CodecError::Corrupt("pwl segment runs past its group"));
+            }
+            let symbol = stream::get(&mut self.bits, slopes)?;
+            let slope = self.slope(symbol)?;
+            let intercept = match stream::get(&mut self.bits, intercepts)? {
+                0 => Intercept::Literal(f32::from_bits(self.bits.read(32)? as u32)),
+                v => Intercept::Steps(stream::unzigzag(v - 1)),
+            };
+            let first = first_value(intercept, prediction, q);
+            out.extend((0..len).map(|j| eval(first, slope, j)));
+            prediction = eval(first, slope, len);
+        }
+        Ok(())
+    }
+
+    fn slope(&mut self, v: u64) -> Result<f32, CodecError> {
+        let id = match (v, self.slope_id) {
+            (0, Some(id)) => id,
+            (0, None) => return Err(CodecError::Corrupt("pwl slope repeat at the start")),
+            _ if self.header.flags & FLAG_SHARED != 0 => (v - 1) as usize,
+            _ => {
+                self.next_inline += 1;
+                self.next_inline - 1
+            }
+        };
+        self.slope_id = Some(id);
+        self.header
+            .slopes
+            .get(id)
+            .copied()
+            .ok_or(CodecError::Corrupt("pwl slope id out of range"))
+    }
 }
 
 /// Decodes `rows * cols` values written by [`encode`].
 pub fn decode(payload: &[u8], rows: usize, cols: usize) -> Result<Vec<f32>, CodecError> {
+    let total = rows
+        .checked_mul(cols)
+        .ok_or(CodecError::TooLarge(u64::MAX))?;
     let mut r = ByteReader::new(payload);
-    (0..rows * cols).map(|_| r.f32()).collect()
+    let header = read_header(&mut r, total)?;
+    let segment_bytes = r.block()?;
+    let rank_bytes = r.block()?;
+    if r.remaining() != 0 {
+        return Err(CodecError::Corrupt("trailing bytes after the pwl payload"));
+    }
+    let mut segments = SegmentReader {
+        bits: BitSource::new(segment_bytes),
+        header: &header,
+        slope_id: None,
+        next_inline: 0,
+    };
+    let mut ranks = BitReader::new(rank_bytes);
+    let mut out = Vec::with_capacity(total.min(rank_bytes.len().saturating_mul(8) + 64));
+    let mut sorted = Vec::new();
+    for (range, &q) in header.groups.ranges().zip(&header.steps) {
+        segments.group(range.len(), q, &mut sorted)?;
+        if header.flags & FLAG_PERMUTATION != 0 {
+            ranks::gather_permutation(&mut ranks, &sorted, &mut out)?;
+        } else {
+            ranks::gather_packed(&mut ranks, &sorted, &mut out)?;
+        }
+    }
+    Ok(out)
 }
+
+#[cfg(test)]
+mod tests;

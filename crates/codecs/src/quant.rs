@@ -1,43 +1,382 @@
-//! Error-bounded uniform quantization.
+//! Error-bounded uniform quantization with context-modelled rANS coding.
 //!
-//! Placeholder layout until the entropy-coded version lands: per row, the step `2 * bound` as
-//! `f32`, then each index `round(v / step)` as a zigzag varint.
+//! Row `r` is quantized with a mid-tread uniform quantizer of step `2 * bounds[r]`: each value
+//! `v` becomes the index `q = round(v / step)` and decodes to `q as f32 * step`. The encoder
+//! checks every reconstruction exactly as the decoder computes it and, where `f32` rounding
+//! pushes it out of bound, takes the neighbouring index that is within; a value that no index
+//! reaches (step overflow, zero bound, |q| beyond 2^24) is stored verbatim. So the codec itself
+//! keeps every element within its bound and the wrapper in `lib.rs` never needs exceptions for
+//! `f32` tensors.
+//!
+//! Indices become tokens plus raw bits ([`token`]). Rows are grouped into a few classes, each
+//! with its own rANS model of the tokens ([`classes`]); the encoder tries 1 to
+//! [`Options::max_classes`] classes and keeps the smallest payload. The byte layout is specified
+//! in `docs/FORMAT.md` (section "quant (codec id 2)"), the measurements behind the design in
+//! `docs/METHOD.md` ("The quant codec").
 
-use crate::bitio::{ByteReader, PutBytes};
+mod classes;
+mod raw_bits;
+mod token;
+
+use crate::bitio::{BitWriter, ByteReader, PutBytes};
+use crate::entropy::rans::{self, Model};
 use crate::CodecError;
+use classes::RowHistograms;
+use raw_bits::RawBits;
+use token::{Tokenizer, MAX_INDEX, VERBATIM_BITS};
 
-/// Tuning knobs of the quantizer.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Options {}
+/// Version byte at the start of every payload.
+const VERSION: u8 = 1;
+/// Largest number of row classes a payload may have.
+pub const MAX_CLASSES: u8 = 16;
+/// Step mode byte: one step for all rows.
+const STEP_SHARED: u8 = 0;
+/// Step mode byte: one step per row.
+const STEP_PER_ROW: u8 = 1;
 
-/// Encodes `rows` equal rows of finite `values`, row `r` within `bounds[r]`.
-pub fn encode(values: &[f32], rows: usize, bounds: &[f32], _options: &Options) -> Vec<u8> {
-    let cols = values.len() / rows.max(1);
-    let mut out = Vec::new();
-    for (row, &bound) in values.chunks(cols.max(1)).zip(bounds) {
-        let step = 2.0 * bound;
-        out.put_f32(step);
-        for &v in row {
-            let q = if step > 0.0 {
-                (v / step).round() as i64
-            } else {
-                0
-            };
-            out.put_varint_signed(q);
+/// Tuning knobs of the quantizer's encoder (the decoder needs none of them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// Largest number of row classes, each with its own entropy model. The encoder tries the
+    /// counts from 1 upwards and stops at the first that does not make the payload smaller. 1 disables context modelling;
+    /// values above [`MAX_CLASSES`] are treated as [`MAX_CLASSES`], 0 as 1. Default 4.
+    pub max_classes: u8,
+    /// Refinement passes of the row grouping: after the initial grouping by row scale, each
+    /// pass moves every row to the class whose model codes it in the fewest bits. 0 keeps the
+    /// grouping by scale. Default 4.
+    pub refine_passes: u8,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_classes: 4,
+            refine_passes: 4,
         }
     }
+}
+
+/// Encodes `rows` equal rows of finite `values`, row `r` within `bounds[r]` (finite, >= 0).
+pub fn encode(values: &[f32], rows: usize, bounds: &[f32], options: &Options) -> Vec<u8> {
+    let rows = rows.max(1);
+    let cols = values.len() / rows;
+    let tokenizer = Tokenizer::DEFAULT;
+    let steps: Vec<f32> = bounds.iter().map(|&b| step_of(b)).collect();
+    let indices = quantize(values, cols, bounds, &steps, tokenizer);
+    let plan = Plan::choose(&indices.histograms, options);
+
+    let mut out = vec![VERSION];
+    out.extend(tokenizer.params().map(|p| p as u8));
+    write_steps(&mut out, &steps);
+    plan.write(&mut out);
+    let (raw, stream) = code_symbols(values, rows, &indices.z, &plan, tokenizer);
+    out.put_block(&raw);
+    out.extend_from_slice(&stream);
     out
 }
 
 /// Decodes `rows * cols` values written by [`encode`].
 pub fn decode(payload: &[u8], rows: usize, cols: usize) -> Result<Vec<f32>, CodecError> {
+    let rows = rows.max(1);
+    let n = rows
+        .checked_mul(cols)
+        .ok_or(CodecError::TooLarge(u64::MAX))?;
     let mut r = ByteReader::new(payload);
-    let mut out = Vec::with_capacity(rows.saturating_mul(cols).min(payload.len()));
-    for _ in 0..rows {
-        let step = r.f32()?;
-        for _ in 0..cols {
-            out.push(r.varint_signed()? as f32 * step);
+    if r.u8()? != VERSION {
+        return Err(CodecError::Unsupported("unknown quant payload version"));
+    }
+    let tokenizer = Tokenizer::new(r.u8()?.into(), r.u8()?.into(), r.u8()?.into())?;
+    let steps = read_steps(&mut r, rows)?;
+    let plan = Plan::read(&mut r, tokenizer.len())?;
+    let mut bits = RawBits::new(r.block()?);
+    let mut symbols = rans::Decoder::new(r.rest())?;
+
+    let table = tokenizer.table();
+    let lsb = tokenizer.lsb();
+    // A declared size that cannot be allocated is an error, not an abort.
+    let mut out = Vec::new();
+    out.try_reserve_exact(n).map_err(|_| CodecError::TooLarge((n as u64).saturating_mul(4)))?;
+    out.resize(n, 0f32);
+    for (row, out_row) in out.chunks_mut(cols.max(1)).enumerate() {
+        let model = &plan.models[plan.next_class(&mut symbols)];
+        let step = steps[row.min(steps.len() - 1)];
+        for slot in out_row {
+            let info = table[symbols.get(model) as usize];
+            let raw = bits.read(info.raw_bits);
+            *slot = if info.raw_bits == VERBATIM_BITS {
+                f32::from_bits(raw)
+            } else {
+                token::unzigzag(info.base + (raw << lsb)) as f32 * step
+            };
         }
     }
+    symbols.finish()?;
+    bits.finish()?;
     Ok(out)
 }
+
+/// The quantizer step of a row bound: `2 * bound`, capped at the largest finite `f32`.
+fn step_of(bound: f32) -> f32 {
+    (2.0 * bound).min(f32::MAX)
+}
+
+/// Quantization indices of a tensor, as zigzag values ([`VERBATIM_Z`] for verbatim values),
+/// with each row's token histogram.
+struct Indices {
+    z: Vec<u32>,
+    histograms: RowHistograms,
+}
+
+/// Marks a value that is stored verbatim.
+const VERBATIM_Z: u32 = u32::MAX;
+
+fn quantize(
+    values: &[f32],
+    cols: usize,
+    bounds: &[f32],
+    steps: &[f32],
+    tokenizer: Tokenizer,
+) -> Indices {
+    let mut histograms = RowHistograms::new(tokenizer.len());
+    let mut hist = vec![0u32; tokenizer.len()];
+    let mut z = Vec::with_capacity(values.len());
+    for r in 0..steps.len() {
+        for &v in &values[r * cols..(r + 1) * cols] {
+            let (zr, token) = match index_of(v, steps[r], bounds[r]) {
+                Some(q) => {
+                    let zr = token::zigzag(q);
+                    (zr, tokenizer.split_index(zr).0)
+                }
+                None => (VERBATIM_Z, tokenizer.verbatim()),
+            };
+            hist[token as usize] += 1;
+            z.push(zr);
+        }
+        histograms.push_row(&mut hist);
+    }
+    Indices { z, histograms }
+}
+
+/// The index whose reconstruction `q as f32 * step` is within `bound` of `v`, or `None`.
+///
+/// The rounded quotient may miss the bound by float rounding at a cell edge; then one of its
+/// neighbours is within.
+#[inline]
+fn index_of(v: f32, step: f32, bound: f32) -> Option<i32> {
+    let quotient = if step > 0.0 { v / step } else { 0.0 };
+    // Also rejects an infinite quotient (a subnormal step).
+    if quotient.is_nan() || quotient.abs() > MAX_INDEX as f32 {
+        return None;
+    }
+    // Rounds half away from zero like `f32::round`, which is a libm call on baseline x86-64;
+    // where the addition rounds the other way, the neighbour check below repairs it.
+    let q = (quotient + 0.5f32.copysign(quotient)) as i32;
+    [q, q - 1, q + 1]
+        .into_iter()
+        .find(|&c| c.unsigned_abs() <= MAX_INDEX && within(v, c as f32 * step, bound))
+}
+
+/// The wrapper's acceptance test: `|v - approx| <= bound`, evaluated in `f64`.
+#[inline]
+fn within(v: f32, approx: f32, bound: f32) -> bool {
+    (v as f64 - approx as f64).abs() <= bound as f64
+}
+
+/// Writes the steps: one shared step if all rows have the same, else one per row.
+fn write_steps(out: &mut Vec<u8>, steps: &[f32]) {
+    let shared = steps.windows(2).all(|w| w[0].to_bits() == w[1].to_bits());
+    if shared {
+        out.push(STEP_SHARED);
+        out.put_f32(steps.first().copied().unwrap_or(0.0));
+    } else {
+        out.push(STEP_PER_ROW);
+        steps.iter().for_each(|&s| out.put_f32(s));
+    }
+}
+
+/// Reads what [`write_steps`] wrote for `rows` rows (a non-empty vector).
+fn read_steps(r: &mut ByteReader<'_>, rows: usize) -> Result<Vec<f32>, CodecError> {
+    let count = match r.u8()? {
+        STEP_SHARED => 1,
+        STEP_PER_ROW => rows,
+        _ => return Err(CodecError::Corrupt("unknown quant step mode")),
+    };
+    if count > r.remaining() / 4 {
+        return Err(CodecError::Corrupt("quant payload ends inside the steps"));
+    }
+    let steps = (0..count).map(|_| r.f32()).collect::<Result<Vec<_>, _>>()?;
+    if steps.iter().any(|s| !(s.is_finite() && *s >= 0.0)) {
+        return Err(CodecError::Corrupt("quant step is negative or not finite"));
+    }
+    Ok(steps)
+}
+
+/// The row classes and their token models.
+struct Plan {
+    /// Class of every row (empty when there is one class).
+    class_of_row: Vec<u8>,
+    /// Model of the class ids (`None` when there is one class).
+    class_model: Option<Model>,
+    /// One token model per class.
+    models: Vec<Model>,
+}
+
+impl Plan {
+    /// Tries 1, 2, ... `options.max_classes` classes and keeps the cheapest; stops at the first
+    /// count that does not pay off (the cost is close to convex in the count).
+    fn choose(hist: &RowHistograms, options: &Options) -> Plan {
+        let max = (options.max_classes.clamp(1, MAX_CLASSES) as usize).min(hist.rows());
+        let (mut best, mut best_bits) = Plan::build(hist, vec![0; hist.rows()], 1);
+        for classes in 2..=max {
+            let (class_of_row, used) = classes::assign(hist, classes, options.refine_passes.into());
+            if used < classes {
+                break;
+            }
+            let (plan, bits) = Plan::build(hist, class_of_row, used);
+            if bits >= best_bits {
+                break;
+            }
+            (best, best_bits) = (plan, bits);
+        }
+        best
+    }
+
+    /// The plan of a grouping and its cost in bits (models and tokens; raw bits excluded).
+    fn build(hist: &RowHistograms, class_of_row: Vec<u8>, classes: usize) -> (Plan, f64) {
+        let counts = hist.class_counts(&class_of_row, classes);
+        let models: Vec<Model> = counts.iter().map(|c| model_of(c)).collect();
+        let mut bits: f64 = models
+            .iter()
+            .zip(&counts)
+            .map(|(m, c)| m.cost_bits(c) + serialized_bits(m))
+            .sum();
+        let plan = if classes == 1 {
+            Plan {
+                class_of_row: Vec::new(),
+                class_model: None,
+                models,
+            }
+        } else {
+            let mut class_counts = vec![0u64; classes];
+            class_of_row
+                .iter()
+                .for_each(|&c| class_counts[c as usize] += 1);
+            let class_model = model_of(&class_counts);
+            bits += class_model.cost_bits(&class_counts) + serialized_bits(&class_model);
+            Plan {
+                class_of_row,
+                class_model: Some(class_model),
+                models,
+            }
+        };
+        (plan, bits)
+    }
+
+    /// Writes the class count, the class model and the token models.
+    fn write(&self, out: &mut Vec<u8>) {
+        out.push(self.models.len() as u8);
+        if let Some(m) = &self.class_model {
+            m.write(out);
+        }
+        self.models.iter().for_each(|m| m.write(out));
+    }
+
+    /// Reads what [`Plan::write`] wrote; every token model must have `tokens` symbols.
+    fn read(r: &mut ByteReader<'_>, tokens: usize) -> Result<Plan, CodecError> {
+        let classes = r.u8()?;
+        if classes == 0 || classes > MAX_CLASSES {
+            return Err(CodecError::Corrupt("quant class count out of range"));
+        }
+        let class_model = match classes {
+            1 => None,
+            _ => Some(Model::read(r)?),
+        };
+        if class_model
+            .as_ref()
+            .is_some_and(|m| m.len() != classes as usize)
+        {
+            return Err(CodecError::Corrupt("quant class model has the wrong size"));
+        }
+        let models = (0..classes)
+            .map(|_| Model::read(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        if models.iter().any(|m| m.len() != tokens) {
+            return Err(CodecError::Corrupt("quant token model has the wrong size"));
+        }
+        Ok(Plan {
+            class_of_row: Vec::new(),
+            class_model,
+            models,
+        })
+    }
+
+    /// Class of row `r` (encoder side).
+    fn class(&self, r: usize) -> usize {
+        self.class_of_row.get(r).map_or(0, |&c| c as usize)
+    }
+
+    /// Decodes the class of the next row (decoder side); always a valid model index, because
+    /// the class model has exactly one symbol per model.
+    #[inline]
+    fn next_class(&self, symbols: &mut rans::Decoder<'_>) -> usize {
+        self.class_model
+            .as_ref()
+            .map_or(0, |m| symbols.get(m) as usize)
+    }
+}
+
+/// The rANS model of `counts`; an all-zero histogram (empty tensor) gets a dummy count.
+fn model_of(counts: &[u64]) -> Model {
+    let result = if counts.iter().all(|&c| c == 0) {
+        let mut dummy = counts.to_vec();
+        dummy[0] = 1;
+        Model::from_counts(&dummy)
+    } else {
+        Model::from_counts(counts)
+    };
+    // The token alphabet (186 symbols) and the class count (<= 16) are far below the model's
+    // symbol limit, and the counts are not all zero.
+    result.expect("quant model counts are valid")
+}
+
+/// Size of a model's serialization in bits.
+fn serialized_bits(model: &Model) -> f64 {
+    let mut bytes = Vec::new();
+    model.write(&mut bytes);
+    bytes.len() as f64 * 8.0
+}
+
+/// Codes every row's class and tokens with rANS and the raw bits into a bit stream; returns
+/// `(raw bits, rANS stream)`.
+fn code_symbols(
+    values: &[f32],
+    rows: usize,
+    z: &[u32],
+    plan: &Plan,
+    tokenizer: Tokenizer,
+) -> (Vec<u8>, Vec<u8>) {
+    let cols = z.len() / rows;
+    let mut raw = BitWriter::new();
+    let mut symbols = rans::Encoder::with_capacity(z.len() + rows);
+    for r in 0..rows {
+        let class = plan.class(r);
+        if let Some(m) = &plan.class_model {
+            symbols.put(class as u32, m);
+        }
+        let model = &plan.models[class];
+        for (i, &zr) in z.iter().enumerate().skip(r * cols).take(cols) {
+            if zr == VERBATIM_Z {
+                symbols.put(tokenizer.verbatim(), model);
+                raw.write(values[i].to_bits().into(), 32);
+            } else {
+                let (token, bits, count) = tokenizer.split_index(zr);
+                symbols.put(token, model);
+                raw.write(bits.into(), count);
+            }
+        }
+    }
+    (raw.finish(), symbols.finish())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,221 @@
+//! Size and speed of the quant codec on raw tensor dumps, against the order-0 oracle.
+//!
+//! Usage: `cargo run --release -p pwlc-codecs --example quant_bench -- DIR [BOUND...] [-v] [--max-classes=N]`
+//!
+//! `DIR` holds pairs `NAME.f32` (little-endian f32 values) and `NAME.shape` (dimensions separated
+//! by spaces). For every absolute bound (default 5e-4 1e-3 2e-3) the example codes each tensor
+//! per row (first dimension) through `pwlc_codecs::encode` and prints, summed over the tensors:
+//! bits per weight of the payload (wrapper exceptions included), the ratio against f32, the
+//! oracle (a uniform quantizer of step `2 * bound` whose indices are coded at the tensor's
+//! empirical order-0 entropy, no model cost), the number of exceptions, and the encode/decode
+//! speed of the codec itself in MB of f32 per second (one thread). Speeds are per second of CPU
+//! time of the thread (from `/proc/thread-self/schedstat`, wall time where that is missing), so
+//! they stay meaningful on a loaded machine. `-v` adds one line per tensor; `--max-classes=N`
+//! sets [`quant::Options::max_classes`].
+
+use pwlc_codecs::{quant, Bound, DType, Method, TensorRef};
+use std::collections::HashMap;
+use std::error::Error;
+use std::path::Path;
+use std::time::Instant;
+
+/// One tensor dump.
+struct Tensor {
+    name: String,
+    shape: Vec<u64>,
+    values: Vec<f32>,
+}
+
+fn load(dir: &Path) -> Result<Vec<Tensor>, Box<dyn Error>> {
+    let mut paths: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "f32"))
+        .collect();
+    paths.sort();
+    let mut tensors = Vec::new();
+    for path in paths {
+        let shape = std::fs::read_to_string(path.with_extension("shape"))?
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<Vec<u64>, _>>()?;
+        let values = std::fs::read(&path)?
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let name = path
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into();
+        tensors.push(Tensor {
+            name,
+            shape,
+            values,
+        });
+    }
+    Ok(tensors)
+}
+
+/// Order-0 entropy in bits of the indices `round(v / (2 * bound))`.
+fn oracle_bits(values: &[f32], bound: f64) -> f64 {
+    let mut counts: HashMap<i64, u64> = HashMap::new();
+    for &v in values {
+        *counts
+            .entry((v as f64 / (2.0 * bound)).round() as i64)
+            .or_default() += 1;
+    }
+    let n = values.len() as f64;
+    counts
+        .values()
+        .map(|&c| c as f64 * (n / c as f64).log2())
+        .sum()
+}
+
+/// Sums over the tensors of one bound.
+#[derive(Default)]
+struct Totals {
+    weights: u64,
+    bytes: u64,
+    oracle_bits: f64,
+    exceptions: u64,
+    encode_secs: f64,
+    decode_secs: f64,
+}
+
+impl Totals {
+    fn line(&self, label: &str) -> String {
+        let n = self.weights as f64;
+        let mb = n * 4.0 / 1e6;
+        format!(
+            "{label:<40} {:>10} {:>7.3} {:>7.2}x {:>7.3} {:>+7.2}% {:>6} {:>8.0} {:>8.0}",
+            self.weights,
+            self.bytes as f64 * 8.0 / n,
+            n * 4.0 / self.bytes as f64,
+            self.oracle_bits / n,
+            100.0 * (self.bytes as f64 * 8.0 / self.oracle_bits - 1.0),
+            self.exceptions,
+            mb / self.encode_secs,
+            mb / self.decode_secs,
+        )
+    }
+
+    fn add(&mut self, other: &Totals) {
+        self.weights += other.weights;
+        self.bytes += other.bytes;
+        self.oracle_bits += other.oracle_bits;
+        self.exceptions += other.exceptions;
+        self.encode_secs += other.encode_secs;
+        self.decode_secs += other.decode_secs;
+    }
+}
+
+/// Seconds of CPU time this thread has run, or of wall time if the kernel does not say.
+fn now() -> f64 {
+    let cpu_ns = std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
+    match cpu_ns {
+        Some(ns) => ns as f64 * 1e-9,
+        None => {
+            static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+            START.get_or_init(Instant::now).elapsed().as_secs_f64()
+        }
+    }
+}
+
+/// CPU seconds one call of `run` takes, averaged over repeated calls for at least 50 ms (the
+/// thread's CPU clock advances in scheduler ticks).
+fn seconds_per_run(mut run: impl FnMut()) -> f64 {
+    let start = now();
+    let mut runs = 0u32;
+    loop {
+        run();
+        runs += 1;
+        let spent = now() - start;
+        if spent >= 0.05 {
+            return spent / runs as f64;
+        }
+    }
+}
+
+/// Codes one tensor at `bound` and measures it.
+fn measure(t: &Tensor, bound: f64, options: &quant::Options) -> Result<Totals, Box<dyn Error>> {
+    let data: Vec<u8> = t.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let method = Method::Quant {
+        bound: Bound::Abs(bound),
+        options: options.clone(),
+    };
+    let tensor = TensorRef {
+        dtype: DType::F32,
+        shape: &t.shape,
+        data: &data,
+    };
+    let encoded = pwlc_codecs::encode(tensor, &method)?;
+    let mut r = pwlc_codecs::bitio::ByteReader::new(&encoded.payload);
+    r.block()?;
+    let exceptions = r.varint()?;
+
+    let rows = pwlc_codecs::rows_of(&t.shape).max(1);
+    let bounds = vec![bound as f32; rows];
+    let mut core = Vec::new();
+    let encode_secs = seconds_per_run(|| core = quant::encode(&t.values, rows, &bounds, options));
+    let cols = t.values.len() / rows;
+    let mut decoded = Ok(Vec::new());
+    let decode_secs = seconds_per_run(|| decoded = quant::decode(&core, rows, cols));
+    decoded?;
+    Ok(Totals {
+        weights: t.values.len() as u64,
+        bytes: encoded.payload.len() as u64,
+        oracle_bits: oracle_bits(&t.values, bound),
+        exceptions,
+        encode_secs,
+        decode_secs,
+    })
+}
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let verbose = args.iter().any(|a| a == "-v");
+    let mut options = quant::Options::default();
+    for a in &args {
+        if let Some(n) = a.strip_prefix("--max-classes=") {
+            options.max_classes = n.parse()?;
+        }
+    }
+    let mut positional = args.iter().filter(|a| !a.starts_with('-'));
+    let dir = positional
+        .next()
+        .ok_or("usage: quant_bench DIR [BOUND...] [-v]")?;
+    let mut bounds: Vec<f64> = positional.map(|b| b.parse()).collect::<Result<_, _>>()?;
+    if bounds.is_empty() {
+        bounds = vec![5e-4, 1e-3, 2e-3];
+    }
+    let tensors = load(Path::new(dir))?;
+    println!(
+        "{:<40} {:>10} {:>7} {:>8} {:>7} {:>8} {:>6} {:>8} {:>8}",
+        "tensors / bound",
+        "weights",
+        "bits/w",
+        "ratio",
+        "oracle",
+        "vs orc",
+        "exc",
+        "enc MB/s",
+        "dec MB/s"
+    );
+    for bound in bounds {
+        let mut total = Totals::default();
+        for t in &tensors {
+            let m = measure(t, bound, &options)?;
+            if verbose {
+                println!("{}", m.line(&format!("  {} {:?}", t.name, t.shape)));
+            }
+            total.add(&m);
+        }
+        println!(
+            "{}",
+            total.line(&format!("{} tensors, bound {bound:e}", tensors.len()))
+        );
+    }
+    Ok(())
+}

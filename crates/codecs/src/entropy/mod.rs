@@ -1,0 +1,4 @@
+//! Entropy coders shared by the codecs.
+
+pub mod huffman;
+pub mod rans;

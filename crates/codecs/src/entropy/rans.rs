@@ -1,0 +1,696 @@
+//! Static-model rANS (range asymmetric numeral system) coder with four interleaved states.
+//!
+//! Hand-written on purpose: it is the core of every codec of the project, and its decode step has
+//! to inline into the codecs' own loops (each symbol may use a different, context-selected model),
+//! which the generic entropy-coding crates (adaptive models behind traits, 64-bit states, their
+//! own stream formats) do not allow at this speed. The stream format is part of the `.pwlc` file
+//! format, so it must stay under the project's control.
+//!
+//! # Stream layout
+//!
+//! [`Encoder::finish`] writes four little-endian `u32` decoder states (lane 0 first) followed by
+//! little-endian `u16` renormalization words in the order the decoder consumes them. Symbol `i`
+//! is coded by lane `i % 4`. States live in `[2^16, 2^32)`; a decode step that drops a state below
+//! `2^16` shifts in one word. A complete stream ends with every state back at `2^16` and every
+//! word consumed, which [`Decoder::finish`] checks.
+//!
+//! # Model layout
+//!
+//! [`Model::write`] writes one block (`varint` byte length, then bits, least significant first):
+//! `value(len - 1)` in the gamma code, a mode bit, and a 4-bit frequency code (the one of
+//! [`MAX_CODE`]` + 1` codes that is shortest for this model, see [`put_value`]). Mode 0 (dense):
+//! the frequencies of symbols `0..len-1`; the last one is implied by the total. Mode 1 (sparse):
+//! `value(used - 1)` (gamma), then per used symbol the gap since the previous used symbol (gamma)
+//! and, except for the last, `value(freq - 1)`.
+
+use std::collections::BinaryHeap;
+use std::fmt;
+use std::marker::PhantomData;
+
+use crate::bitio::{BitReader, BitWriter, ByteReader, PutBytes};
+use crate::CodecError;
+
+/// Probability resolution: the frequencies of a model sum to `1 << PROB_BITS`.
+pub const PROB_BITS: u32 = 12;
+
+/// Largest number of symbols of a [`Model`].
+pub const MAX_SYMBOLS: usize = 4096;
+
+const TOTAL: u32 = 1 << PROB_BITS;
+const MASK: u32 = TOTAL - 1;
+/// Lower end of the state interval; renormalization moves 16 bits at a time.
+const STATE_LOW: u32 = 1 << 16;
+const LANES: usize = 4;
+const HEADER_BYTES: usize = 4 * LANES;
+
+/// What the decoder needs for one of the `1 << PROB_BITS` slots of a model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Slot {
+    symbol: u16,
+    freq: u16,
+    /// Position of the slot inside its symbol's range.
+    offset: u16,
+}
+
+/// A static model over symbols `0..len` with quantized frequencies summing to `1 << PROB_BITS`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Model {
+    freq: Vec<u16>,
+    start: Vec<u16>,
+    slots: Box<[Slot; TOTAL as usize]>,
+}
+
+impl fmt::Debug for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Model").field("freq", &self.freq).finish()
+    }
+}
+
+impl Model {
+    /// A model from raw symbol counts; every symbol with a count > 0 gets a frequency >= 1.
+    ///
+    /// Errors with [`CodecError::InvalidParameter`] if all counts are zero or there are more
+    /// than [`MAX_SYMBOLS`] counts.
+    pub fn from_counts(counts: &[u64]) -> Result<Model, CodecError> {
+        if counts.len() > MAX_SYMBOLS {
+            return Err(CodecError::InvalidParameter(format!(
+                "rANS model over {} symbols (at most {MAX_SYMBOLS})",
+                counts.len()
+            )));
+        }
+        if counts.iter().all(|&c| c == 0) {
+            return Err(CodecError::InvalidParameter(
+                "rANS model from counts that are all zero".into(),
+            ));
+        }
+        Ok(Model::from_freqs(quantize(counts)))
+    }
+
+    /// Builds the lookup tables; `freq` must sum to `TOTAL` (checked by the callers).
+    fn from_freqs(freq: Vec<u16>) -> Model {
+        let mut start = Vec::with_capacity(freq.len());
+        let mut slots = Box::new([Slot::default(); TOTAL as usize]);
+        let mut next = 0usize;
+        for (symbol, &f) in freq.iter().enumerate() {
+            start.push(next as u16);
+            for (offset, slot) in slots[next..next + f as usize].iter_mut().enumerate() {
+                *slot = Slot {
+                    symbol: symbol as u16,
+                    freq: f,
+                    offset: offset as u16,
+                };
+            }
+            next += f as usize;
+        }
+        Model { freq, start, slots }
+    }
+
+    /// Appends the compact serialization (see the module documentation).
+    pub fn write(&self, out: &mut Vec<u8>) {
+        let used: Vec<usize> = (0..self.freq.len()).filter(|&s| self.freq[s] > 0).collect();
+        let dense: Vec<u32> = self.freq[..self.freq.len() - 1]
+            .iter()
+            .map(|&f| u32::from(f))
+            .collect();
+        let sparse: Vec<u32> = used[..used.len() - 1]
+            .iter()
+            .map(|&s| u32::from(self.freq[s]) - 1)
+            .collect();
+        let gaps: Vec<u32> = used
+            .iter()
+            .scan(0, |next, &s| {
+                let gap = s - *next;
+                *next = s + 1;
+                Some(gap as u32)
+            })
+            .collect();
+        let (dense_code, dense_bits) = best_code(&dense);
+        let (sparse_code, freq_bits) = best_code(&sparse);
+        let sparse_bits = freq_bits
+            + gaps.iter().map(|&g| value_bits(GAMMA, g)).sum::<u64>()
+            + value_bits(GAMMA, used.len() as u32);
+        let mut w = BitWriter::new();
+        put_value(&mut w, GAMMA, self.freq.len() as u32 - 1);
+        if sparse_bits < dense_bits {
+            w.write(1, 1);
+            w.write(u64::from(sparse_code), 4);
+            put_value(&mut w, GAMMA, used.len() as u32 - 1);
+            for (i, &gap) in gaps.iter().enumerate() {
+                put_value(&mut w, GAMMA, gap);
+                if let Some(&f) = sparse.get(i) {
+                    put_value(&mut w, sparse_code, f);
+                }
+            }
+        } else {
+            w.write(0, 1);
+            w.write(u64::from(dense_code), 4);
+            dense.iter().for_each(|&f| put_value(&mut w, dense_code, f));
+        }
+        out.put_block(&w.finish());
+    }
+
+    /// Reads what [`Model::write`] wrote, validating it (at most [`MAX_SYMBOLS`] symbols,
+    /// frequencies summing to `1 << PROB_BITS`).
+    pub fn read(r: &mut ByteReader<'_>) -> Result<Model, CodecError> {
+        let mut bits = BitReader::new(r.block()?);
+        let len = get_value(&mut bits, GAMMA)? as usize + 1;
+        if len > MAX_SYMBOLS {
+            return Err(CodecError::Corrupt("rANS model has too many symbols"));
+        }
+        let sparse = bits.read(1)? == 1;
+        let code = bits.read(4)? as u32;
+        if code > MAX_CODE {
+            return Err(CodecError::Corrupt(
+                "rANS model has an unknown frequency code",
+            ));
+        }
+        let freq = if sparse {
+            read_sparse(&mut bits, len, code)?
+        } else {
+            read_dense(&mut bits, len, code)?
+        };
+        Ok(Model::from_freqs(freq))
+    }
+
+    /// Number of symbols.
+    pub fn len(&self) -> usize {
+        self.freq.len()
+    }
+
+    /// True if the model has no symbols (never the case for a constructed model).
+    pub fn is_empty(&self) -> bool {
+        self.freq.is_empty()
+    }
+
+    /// Quantized frequency of `symbol` (0 for symbols outside the model).
+    pub fn freq(&self, symbol: u32) -> u32 {
+        self.freq.get(symbol as usize).map_or(0, |&f| f as u32)
+    }
+
+    /// Exact cost in bits of coding `counts` with this model: `sum count * log2(total / freq)`;
+    /// infinity if a counted symbol has frequency 0.
+    pub fn cost_bits(&self, counts: &[u64]) -> f64 {
+        counts
+            .iter()
+            .enumerate()
+            .filter(|&(_, &c)| c > 0)
+            .map(|(s, &c)| match self.freq(s as u32) {
+                0 => f64::INFINITY,
+                f => c as f64 * (PROB_BITS as f64 - (f as f64).log2()),
+            })
+            .sum()
+    }
+}
+
+/// Frequencies summing to `TOTAL` for non-zero `counts` (at most `MAX_SYMBOLS` of them).
+///
+/// Starts from the rounded proportional shares (at least 1 for every counted symbol) and then
+/// moves the rounding surplus or deficit one unit at a time to where it costs the fewest bits.
+fn quantize(counts: &[u64]) -> Vec<u16> {
+    let sum: f64 = counts.iter().map(|&c| c as f64).sum();
+    let scale = TOTAL as f64 / sum;
+    let mut freq: Vec<u32> = counts
+        .iter()
+        .map(|&c| match c {
+            0 => 0,
+            c => ((c as f64 * scale).round() as u32).clamp(1, TOTAL),
+        })
+        .collect();
+    let assigned: u32 = freq.iter().sum();
+    if assigned < TOTAL {
+        grow(counts, &mut freq, TOTAL - assigned);
+    } else if assigned > TOTAL {
+        shrink(counts, &mut freq, assigned - TOTAL);
+    }
+    freq.into_iter().map(|f| f as u16).collect()
+}
+
+/// Adds `units` to the frequencies where each unit saves the most bits.
+fn grow(counts: &[u64], freq: &mut [u32], units: u32) {
+    // Costs are non-negative, so their bit patterns order like the values.
+    let gain = |s: usize, f: u32| (counts[s] as f64 * ((f + 1) as f64 / f as f64).log2()).to_bits();
+    let mut heap: BinaryHeap<(u64, usize)> = (0..freq.len())
+        .filter(|&s| freq[s] > 0)
+        .map(|s| (gain(s, freq[s]), s))
+        .collect();
+    for _ in 0..units {
+        let Some((_, s)) = heap.pop() else { return };
+        freq[s] += 1;
+        heap.push((gain(s, freq[s]), s));
+    }
+}
+
+/// Removes `units` from the frequencies (keeping each >= 1) where each unit costs the least.
+fn shrink(counts: &[u64], freq: &mut [u32], units: u32) {
+    let loss = |s: usize, f: u32| {
+        std::cmp::Reverse((counts[s] as f64 * (f as f64 / (f - 1) as f64).log2()).to_bits())
+    };
+    let mut heap: BinaryHeap<_> = (0..freq.len())
+        .filter(|&s| freq[s] > 1)
+        .map(|s| (loss(s, freq[s]), s))
+        .collect();
+    for _ in 0..units {
+        let Some((_, s)) = heap.pop() else { return };
+        freq[s] -= 1;
+        if freq[s] > 1 {
+            heap.push((loss(s, freq[s]), s));
+        }
+    }
+}
+
+fn read_dense(bits: &mut BitReader<'_>, len: usize, code: u32) -> Result<Vec<u16>, CodecError> {
+    let mut freq = Vec::with_capacity(len);
+    let mut sum = 0u32;
+    for _ in 1..len {
+        let f = get_value(bits, code)?;
+        sum += f;
+        if sum > TOTAL {
+            return Err(CodecError::Corrupt(
+                "rANS model frequencies exceed the total",
+            ));
+        }
+        freq.push(f as u16);
+    }
+    freq.push((TOTAL - sum) as u16);
+    Ok(freq)
+}
+
+fn read_sparse(bits: &mut BitReader<'_>, len: usize, code: u32) -> Result<Vec<u16>, CodecError> {
+    let used = get_value(bits, GAMMA)? as usize + 1;
+    if used > len {
+        return Err(CodecError::Corrupt("rANS model uses too many symbols"));
+    }
+    let mut freq = vec![0u16; len];
+    let (mut next, mut sum) = (0usize, 0u32);
+    for i in 0..used {
+        let s = next + get_value(bits, GAMMA)? as usize;
+        let f = if i + 1 < used {
+            get_value(bits, code)? + 1
+        } else {
+            TOTAL.saturating_sub(sum)
+        };
+        sum += f;
+        if s >= len || sum > TOTAL || f == 0 {
+            return Err(CodecError::Corrupt(
+                "rANS model has invalid sparse frequencies",
+            ));
+        }
+        freq[s] = f as u16;
+        next = s + 1;
+    }
+    Ok(freq)
+}
+
+/// Frequency code 0: Elias gamma of `v + 1`: `floor(log2(v + 1))` zero bits, a one bit, then the
+/// low `floor(log2(v + 1))` bits of `v + 1`. Code `c` in `1..=MAX_CODE`: Rice code with
+/// `k = c - 1`: `v >> k` zero bits, a one bit, then the low `k` bits of `v`.
+const GAMMA: u32 = 0;
+const MAX_CODE: u32 = PROB_BITS + 1;
+
+/// The code (and its total length in bits) that writes `values` in the fewest bits.
+fn best_code(values: &[u32]) -> (u32, u64) {
+    (GAMMA..=MAX_CODE)
+        .map(|c| (c, values.iter().map(|&v| value_bits(c, v)).sum()))
+        .min_by_key(|&(_, bits)| bits)
+        .unwrap_or((GAMMA, 0))
+}
+
+fn value_bits(code: u32, v: u32) -> u64 {
+    match code {
+        GAMMA => u64::from(2 * (31 - (v + 1).leading_zeros()) + 1),
+        c => u64::from((v >> (c - 1)) + c),
+    }
+}
+
+fn put_value(w: &mut BitWriter, code: u32, v: u32) {
+    let (zeros, k, low) = match code {
+        GAMMA => {
+            let n = 31 - (v + 1).leading_zeros();
+            (n, n, v + 1)
+        }
+        c => (v >> (c - 1), c - 1, v),
+    };
+    (0..zeros / 32).for_each(|_| w.write(0, 32));
+    w.write(0, zeros % 32);
+    w.write(1, 1);
+    w.write(u64::from(low), k);
+}
+
+/// Reads a value written by [`put_value`]; values above `2^14` are rejected as corrupt.
+fn get_value(r: &mut BitReader<'_>, code: u32) -> Result<u32, CodecError> {
+    let k = code.saturating_sub(1);
+    let max_zeros = match code {
+        GAMMA => 14,
+        _ => (1 << 14) >> k,
+    };
+    let mut zeros = 0u32;
+    while r.read(1)? == 0 {
+        zeros += 1;
+        if zeros > max_zeros {
+            return Err(CodecError::Corrupt("rANS model has an oversized number"));
+        }
+    }
+    Ok(match code {
+        GAMMA => ((1u32 << zeros) | r.read(zeros)? as u32) - 1,
+        _ => (zeros << k) | r.read(k)? as u32,
+    })
+}
+
+/// Collects symbols in forward order, each with the model the decoder will use for it (so the
+/// caller may pick models by context), and codes them on [`Encoder::finish`].
+#[derive(Debug, Clone, Default)]
+pub struct Encoder<'m> {
+    /// Per symbol: start of its range << 16 | its frequency.
+    ranges: Vec<u32>,
+    /// The ranges are copied out of the models; the lifetime keeps the signature free to
+    /// borrow them later.
+    _models: PhantomData<&'m Model>,
+}
+
+impl<'m> Encoder<'m> {
+    /// An empty encoder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty encoder with room for `symbols` symbols.
+    pub fn with_capacity(symbols: usize) -> Self {
+        Encoder {
+            ranges: Vec::with_capacity(symbols),
+            _models: PhantomData,
+        }
+    }
+
+    /// Appends `symbol`, coded with `model`.
+    ///
+    /// # Panics
+    /// If `symbol` has frequency 0 in `model` (a caller bug: models come from the counts of the
+    /// symbols they code).
+    #[inline]
+    pub fn put(&mut self, symbol: u32, model: &'m Model) {
+        let f = model.freq(symbol);
+        assert!(f > 0, "rANS symbol {symbol} has frequency 0 in its model");
+        self.ranges
+            .push((model.start[symbol as usize] as u32) << 16 | f);
+    }
+
+    /// Number of symbols put so far.
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// True if no symbol was put.
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// Codes the symbols (in reverse, as rANS requires) and returns the stream.
+    pub fn finish(self) -> Vec<u8> {
+        let mut states = [STATE_LOW; LANES];
+        let mut words: Vec<u16> = Vec::with_capacity(self.ranges.len() / 2 + 4);
+        for (i, &range) in self.ranges.iter().enumerate().rev() {
+            let (start, freq) = (range >> 16, range & 0xffff);
+            let x = &mut states[i % LANES];
+            // After coding, the state must stay below 2^32: x / freq < 2^(32 - PROB_BITS).
+            if u64::from(*x) >= u64::from(freq) << (32 - PROB_BITS) {
+                words.push(*x as u16);
+                *x >>= 16;
+            }
+            *x = ((*x / freq) << PROB_BITS) + (*x % freq) + start;
+        }
+        let mut out = Vec::with_capacity(HEADER_BYTES + 2 * words.len());
+        for x in states {
+            out.put_u32(x);
+        }
+        for w in words.iter().rev() {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out
+    }
+}
+
+/// Decodes the symbols of one stream in the order they were put.
+///
+/// [`Decoder::get`] is infallible for speed: reading past the end sets a sticky error flag that
+/// [`Decoder::finish`] reports, together with a check that the stream ended exactly where it
+/// should. Callers must call `finish` and propagate its error.
+#[derive(Debug, Clone)]
+pub struct Decoder<'a> {
+    words: &'a [u8],
+    pos: usize,
+    /// The state of the lane coding the next symbol comes first.
+    lanes: [u32; LANES],
+    ran_out: bool,
+}
+
+impl<'a> Decoder<'a> {
+    /// A decoder over a complete stream written by [`Encoder::finish`] (and nothing after it).
+    pub fn new(bytes: &'a [u8]) -> Result<Self, CodecError> {
+        let Some((header, words)) = bytes.split_first_chunk::<HEADER_BYTES>() else {
+            return Err(CodecError::Corrupt("rANS stream shorter than its header"));
+        };
+        let mut lanes = [0u32; LANES];
+        for (x, b) in lanes.iter_mut().zip(header.chunks_exact(4)) {
+            *x = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        }
+        if lanes.iter().any(|&x| x < STATE_LOW) {
+            return Err(CodecError::Corrupt(
+                "rANS stream has an invalid initial state",
+            ));
+        }
+        Ok(Decoder {
+            words,
+            pos: 0,
+            lanes,
+            ran_out: false,
+        })
+    }
+
+    /// Decodes the next symbol with `model` (the model the encoder used for it).
+    #[inline]
+    pub fn get(&mut self, model: &Model) -> u32 {
+        let x = self.lanes[0];
+        let slot = model.slots[(x & MASK) as usize];
+        // freq <= 2^PROB_BITS and x >> PROB_BITS < 2^(32 - PROB_BITS): no overflow.
+        let x = u32::from(slot.freq) * (x >> PROB_BITS) + u32::from(slot.offset);
+        let x = self.renormalize(x);
+        self.lanes = [self.lanes[1], self.lanes[2], self.lanes[3], x];
+        u32::from(slot.symbol)
+    }
+
+    /// Shifts the next word into a state that fell below `STATE_LOW`, without branches (whether
+    /// a word is needed is unpredictable).
+    #[inline(always)]
+    fn renormalize(&mut self, x: u32) -> u32 {
+        let need = x < STATE_LOW;
+        let word = self.words.get(self.pos..self.pos + 2);
+        let available = word.is_some();
+        let word = word.map_or(0, |w| u32::from(u16::from_le_bytes([w[0], w[1]])));
+        self.ran_out |= need & !available;
+        self.pos += 2 * usize::from(need & available);
+        if need {
+            (x << 16) | word
+        } else {
+            x
+        }
+    }
+
+    /// Checks that the stream was decoded completely and consistently.
+    pub fn finish(self) -> Result<(), CodecError> {
+        if self.ran_out {
+            Err(CodecError::Corrupt("rANS stream ends early"))
+        } else if self.pos != self.words.len() {
+            Err(CodecError::Corrupt("rANS stream has trailing bytes"))
+        } else if self.lanes.iter().any(|&x| x != STATE_LOW) {
+            Err(CodecError::Corrupt(
+                "rANS stream does not end in its final state",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    /// Models from `counts` (with at least one non-zero count each) and a symbol sequence drawn
+    /// from the used symbols of randomly chosen models.
+    fn models_and_symbols() -> impl Strategy<Value = (Vec<Vec<u64>>, Vec<(usize, usize)>)> {
+        let counts =
+            vec(prop_oneof![Just(0u64), 1u64..10, 1u64..1_000_000], 1..300).prop_map(|mut c| {
+                c[0] = c[0].max(1);
+                c
+            });
+        (
+            vec(counts, 1..5),
+            vec((any::<usize>(), any::<usize>()), 0..2000),
+        )
+    }
+
+    fn encode_picks(models: &[Model], picks: &[(usize, usize)]) -> (Vec<u8>, Vec<(usize, u32)>) {
+        let mut enc = Encoder::new();
+        let mut expected = Vec::new();
+        for &(m, s) in picks {
+            let m = m % models.len();
+            let used: Vec<u32> = (0..models[m].len() as u32)
+                .filter(|&s| models[m].freq(s) > 0)
+                .collect();
+            let symbol = used[s % used.len()];
+            enc.put(symbol, &models[m]);
+            expected.push((m, symbol));
+        }
+        (enc.finish(), expected)
+    }
+
+    fn build(counts: &[Vec<u64>]) -> Vec<Model> {
+        counts
+            .iter()
+            .map(|c| Model::from_counts(c).unwrap())
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn round_trips_with_a_model_per_symbol((counts, picks) in models_and_symbols()) {
+            let models = build(&counts);
+            let (stream, expected) = encode_picks(&models, &picks);
+            let mut dec = Decoder::new(&stream).unwrap();
+            for &(m, symbol) in &expected {
+                prop_assert_eq!(dec.get(&models[m]), symbol);
+            }
+            prop_assert_eq!(dec.finish(), Ok(()));
+        }
+
+        #[test]
+        fn stream_size_is_close_to_the_model_cost((counts, picks) in models_and_symbols()) {
+            let models = build(&counts);
+            let (stream, expected) = encode_picks(&models, &picks);
+            let cost: f64 = expected
+                .iter()
+                .map(|&(m, s)| PROB_BITS as f64 - (models[m].freq(s) as f64).log2())
+                .sum();
+            let bits = (stream.len() - HEADER_BYTES) as f64 * 8.0;
+            prop_assert!(bits <= cost * 1.001 + 64.0, "{} bits for a cost of {}", bits, cost);
+        }
+
+        #[test]
+        fn truncated_streams_are_reported((counts, picks) in models_and_symbols(), cut in any::<usize>()) {
+            let models = build(&counts);
+            let (stream, expected) = encode_picks(&models, &picks);
+            let cut = cut % stream.len();
+            if let Ok(mut dec) = Decoder::new(&stream[..cut]) {
+                for &(m, _) in &expected {
+                    dec.get(&models[m]);
+                }
+                prop_assert!(dec.finish().is_err());
+            }
+        }
+
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(
+            counts in vec(vec(0u64..50, 1..40), 1..4),
+            bytes in vec(any::<u8>(), 0..200),
+            picks in vec(any::<usize>(), 0..300),
+        ) {
+            let models: Vec<Model> = counts.iter().filter_map(|c| Model::from_counts(c).ok()).collect();
+            if let (false, Ok(mut dec)) = (models.is_empty(), Decoder::new(&bytes)) {
+                for p in picks {
+                    let model = &models[p % models.len()];
+                    prop_assert!((dec.get(model) as usize) < model.len());
+                }
+                let _ = dec.finish();
+            }
+        }
+
+        #[test]
+        fn model_quantization_keeps_every_counted_symbol(counts in vec(prop_oneof![Just(0u64), any::<u64>(), 1u64..5], 1..=MAX_SYMBOLS)) {
+            prop_assume!(counts.iter().any(|&c| c > 0));
+            let model = Model::from_counts(&counts).unwrap();
+            prop_assert_eq!(model.len(), counts.len());
+            let sum: u32 = (0..counts.len() as u32).map(|s| model.freq(s)).sum();
+            prop_assert_eq!(sum, TOTAL);
+            for (s, &c) in counts.iter().enumerate() {
+                prop_assert_eq!(model.freq(s as u32) > 0, c > 0);
+            }
+            prop_assert!(model.cost_bits(&counts).is_finite());
+        }
+
+        #[test]
+        fn models_serialize_round_trip(counts in vec(prop_oneof![Just(0u64), 1u64..1000], 1..600)) {
+            prop_assume!(counts.iter().any(|&c| c > 0));
+            let model = Model::from_counts(&counts).unwrap();
+            let mut bytes = vec![7u8];
+            model.write(&mut bytes);
+            bytes.push(9);
+            let mut r = ByteReader::new(&bytes);
+            prop_assert_eq!(r.u8().unwrap(), 7);
+            prop_assert_eq!(Model::read(&mut r).unwrap(), model);
+            prop_assert_eq!(r.rest(), &[9u8][..]);
+        }
+
+        #[test]
+        fn model_read_never_panics(bytes in vec(any::<u8>(), 0..300)) {
+            let mut r = ByteReader::new(&bytes);
+            if let Ok(model) = Model::read(&mut r) {
+                let sum: u32 = (0..model.len() as u32).map(|s| model.freq(s)).sum();
+                prop_assert_eq!(sum, TOTAL);
+                prop_assert!(model.len() <= MAX_SYMBOLS);
+            }
+        }
+    }
+
+    #[test]
+    fn single_symbol_models_cost_nothing() {
+        let model = Model::from_counts(&[0, 0, 5, 0]).unwrap();
+        assert_eq!(model.freq(2), TOTAL);
+        let mut enc = Encoder::new();
+        for _ in 0..10_000 {
+            enc.put(2, &model);
+        }
+        let stream = enc.finish();
+        assert_eq!(stream.len(), HEADER_BYTES);
+        let mut dec = Decoder::new(&stream).unwrap();
+        assert!((0..10_000).all(|_| dec.get(&model) == 2));
+        assert_eq!(dec.finish(), Ok(()));
+        assert_eq!(model.cost_bits(&[0, 0, 1_000_000, 0]), 0.0);
+    }
+
+    #[test]
+    fn rare_symbols_get_frequency_one_and_round_trip() {
+        let mut counts = vec![u64::MAX / 8; 3];
+        counts.extend([1, 1, 0, 1]);
+        let model = Model::from_counts(&counts).unwrap();
+        assert_eq!([3, 4, 5, 6].map(|s| model.freq(s)), [1, 1, 0, 1]);
+        let symbols: Vec<u32> = (0..5000).map(|i| [3, 4, 6, 0, 1][i % 5]).collect();
+        let mut enc = Encoder::new();
+        symbols.iter().for_each(|&s| enc.put(s, &model));
+        let stream = enc.finish();
+        let mut dec = Decoder::new(&stream).unwrap();
+        assert!(symbols.iter().all(|&s| dec.get(&model) == s));
+        assert_eq!(dec.finish(), Ok(()));
+        assert_eq!(model.cost_bits(&[0, 0, 0, 0, 0, 1]), f64::INFINITY);
+    }
+
+    #[test]
+    fn empty_streams_round_trip() {
+        let stream = Encoder::new().finish();
+        assert_eq!(Decoder::new(&stream).unwrap().finish(), Ok(()));
+        assert!(Decoder::new(&stream[..HEADER_BYTES - 1]).is_err());
+        let model = Model::from_counts(&[1, 1]).unwrap();
+        let mut dec = Decoder::new(&stream).unwrap();
+        dec.get(&model);
+        assert!(dec.finish().is_err(), "one symbol too many must be noticed");
+    }
+
+    #[test]
+    fn invalid_counts_are_rejected() {
+        assert!(Model::from_counts(&[]).is_err());
+        assert!(Model::from_counts(&[0, 0]).is_err());
+        assert!(Model::from_counts(&vec![1; MAX_SYMBOLS + 1]).is_err());
+        assert!(Model::from_counts(&vec![1; MAX_SYMBOLS]).is_ok());
+    }
+}

@@ -1,0 +1,220 @@
+//! Final segments: intercepts fixed on the stored grid, checked in the decoder's arithmetic.
+//!
+//! A proposed piece comes with the stored slope of its table entry. Starting at its first rank,
+//! the longest run whose points all admit one storable intercept (within the bound, for that
+//! fixed slope) becomes a segment; the rest of the piece is placed the same way. Each segment is
+//! then evaluated exactly as the decoder will (`f32` arithmetic) and shortened to before the
+//! first point that misses the bound. A single point whose grid intercept misses is stored with
+//! its own value as a literal intercept, which decodes exactly; so the bound always holds.
+
+/// Largest intercept step count stored on the grid; larger jumps use a literal.
+const MAX_STEPS: f64 = (1u64 << 40) as f64;
+
+/// How a segment's first value is stored.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Intercept {
+    /// `prediction + steps * q`, where the prediction extends the previous segment's line.
+    Steps(i64),
+    /// The value itself.
+    Literal(f32),
+}
+
+/// A placed segment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Segment {
+    /// Number of ranks covered.
+    pub len: usize,
+    /// Slope table entry.
+    pub slope_id: u32,
+    /// Stored first value.
+    pub intercept: Intercept,
+}
+
+/// Value of a segment at offset `j`, exactly as decoded.
+#[inline]
+pub fn eval(first: f32, slope: f32, j: usize) -> f32 {
+    first + slope * j as f32
+}
+
+/// The first value of a segment, exactly as decoded.
+#[inline]
+pub fn first_value(intercept: Intercept, prediction: f32, q: f32) -> f32 {
+    match intercept {
+        Intercept::Steps(k) => prediction + k as f32 * q,
+        Intercept::Literal(v) => v,
+    }
+}
+
+/// Places segments over one sorted group and tracks the prediction between segments.
+pub struct Placer<'a> {
+    sorted: &'a [f32],
+    bound: f64,
+    /// Intercept grid step; 0 means every intercept is a literal.
+    q: f32,
+    prediction: f32,
+    /// Segments placed so far.
+    pub segments: Vec<Segment>,
+}
+
+/// Feasible intercepts of a run for a fixed slope: `[lo, hi]`.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    lo: f64,
+    hi: f64,
+}
+
+impl<'a> Placer<'a> {
+    /// A placer for one group of `sorted` values with error bound `bound` and grid step `q`.
+    pub fn new(sorted: &'a [f32], bound: f32, q: f32) -> Self {
+        Placer {
+            sorted,
+            bound: bound as f64,
+            q: if q.is_finite() && q > 0.0 { q } else { 0.0 },
+            prediction: 0.0,
+            segments: Vec::new(),
+        }
+    }
+
+    /// Covers ranks `start..start + len` with segments of slope `slope` (table entry `id`).
+    pub fn place(&mut self, start: usize, len: usize, slope: f32, id: u32) {
+        let mut at = start;
+        while at < start + len {
+            let ys = &self.sorted[at..start + len];
+            let (n, intercept, first) = self.one_segment(ys, slope);
+            self.segments.push(Segment {
+                len: n,
+                slope_id: id,
+                intercept,
+            });
+            self.prediction = eval(first, slope, n);
+            at += n;
+        }
+    }
+
+    /// The longest verified segment at the start of `ys`: (length, intercept, first value).
+    fn one_segment(&self, ys: &[f32], slope: f32) -> (usize, Intercept, f32) {
+        let (mut len, mut window) = self.longest_run(ys, slope);
+        while len > 0 {
+            let intercept = self.choose(window);
+            let first = first_value(intercept, self.prediction, self.q);
+            match self.first_miss(&ys[..len], first, slope) {
+                None => return (len, intercept, first),
+                Some(0) => break,
+                Some(miss) => {
+                    len = miss;
+                    window = self.window(&ys[..len], slope);
+                }
+            }
+        }
+        (1, Intercept::Literal(ys[0]), ys[0])
+    }
+
+    /// Longest prefix of `ys` with a storable intercept for `slope`, and its window.
+    fn longest_run(&self, ys: &[f32], slope: f32) -> (usize, Window) {
+        let mut w = Window {
+            lo: f64::NEG_INFINITY,
+            hi: f64::INFINITY,
+        };
+        for (j, &y) in ys.iter().enumerate() {
+            let r = y as f64 - slope as f64 * j as f64;
+            let next = Window {
+                lo: w.lo.max(r - self.bound),
+                hi: w.hi.min(r + self.bound),
+            };
+            if !self.storable(next) {
+                return (j, w);
+            }
+            w = next;
+        }
+        (ys.len(), w)
+    }
+
+    fn window(&self, ys: &[f32], slope: f32) -> Window {
+        self.longest_run(ys, slope).1
+    }
+
+    /// Grid steps `k_lo..=k_hi` that land in `w`, if the grid is in use.
+    fn steps(&self, w: Window) -> Option<(f64, f64)> {
+        if self.q == 0.0 {
+            return None;
+        }
+        let q = self.q as f64;
+        let p = self.prediction as f64;
+        let k_lo = ((w.lo - p) / q).ceil();
+        let k_hi = ((w.hi - p) / q).floor();
+        (k_lo <= k_hi && k_hi >= -MAX_STEPS && k_lo <= MAX_STEPS).then_some((k_lo, k_hi))
+    }
+
+    fn storable(&self, w: Window) -> bool {
+        if w.lo > w.hi {
+            return false;
+        }
+        match self.steps(w) {
+            Some(_) => true,
+            None => {
+                let mid = self.literal(w);
+                self.q == 0.0 && (w.lo..=w.hi).contains(&(mid as f64))
+            }
+        }
+    }
+
+    fn literal(&self, w: Window) -> f32 {
+        (0.5 * (w.lo + w.hi)) as f32
+    }
+
+    /// The grid step nearest the prediction (the cheapest to code), else a literal.
+    fn choose(&self, w: Window) -> Intercept {
+        match self.steps(w) {
+            Some((k_lo, k_hi)) => {
+                let k = 0f64.clamp(k_lo.max(-MAX_STEPS), k_hi.min(MAX_STEPS));
+                Intercept::Steps(k as i64)
+            }
+            None => Intercept::Literal(self.literal(w)),
+        }
+    }
+
+    /// First offset whose decoded value misses the bound.
+    fn first_miss(&self, ys: &[f32], first: f32, slope: f32) -> Option<usize> {
+        ys.iter().enumerate().position(|(j, &y)| {
+            let err = (y as f64 - eval(first, slope, j) as f64).abs();
+            // NaN (from an overflowing evaluation) counts as a miss.
+            err.is_nan() || err > self.bound
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(segments: &[Segment], slopes: &[f32], q: f32) -> Vec<f32> {
+        let mut out = Vec::new();
+        let mut prediction = 0.0;
+        for s in segments {
+            let slope = slopes[s.slope_id as usize];
+            let first = first_value(s.intercept, prediction, q);
+            out.extend((0..s.len).map(|j| eval(first, slope, j)));
+            prediction = eval(first, slope, s.len);
+        }
+        out
+    }
+
+    #[test]
+    fn pwl_placement_splits_where_a_shared_slope_fails() {
+        let ys: Vec<f32> = (0..50).map(|i| (i * i) as f32 * 0.01).collect();
+        let mut p = Placer::new(&ys, 0.05, 0.05);
+        p.place(0, ys.len(), 0.3, 0);
+        assert!(p.segments.len() > 1);
+        let got = decode(&p.segments, &[0.3], 0.05);
+        assert!(ys.iter().zip(&got).all(|(a, b)| (a - b).abs() <= 0.05));
+    }
+
+    #[test]
+    fn pwl_zero_bound_stores_exact_values() {
+        let ys = [1.0f32, 1.0, 1.0, 2.5, 1e30];
+        let mut p = Placer::new(&ys, 0.0, 0.0);
+        p.place(0, ys.len(), 0.0, 0);
+        assert_eq!(decode(&p.segments, &[0.0], 0.0), ys);
+        assert_eq!(p.segments.len(), 3);
+    }
+}

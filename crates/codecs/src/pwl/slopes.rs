@@ -1,0 +1,97 @@
+//! Parallel lines: segments whose slopes differ by less than a threshold share one slope.
+
+use half::f16;
+
+/// How slopes are stored in the slope table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// 32-bit floats.
+    #[default]
+    F32,
+    /// 16-bit floats (ablation: halves the table, coarser slopes cause more splits).
+    F16,
+}
+
+impl Precision {
+    /// `v` as the table will store it; a slope that does not fit becomes 0, which stays
+    /// correct because every segment is checked and split with the stored slope.
+    pub fn round(self, v: f64) -> f32 {
+        let r = match self {
+            Precision::F32 => v as f32,
+            Precision::F16 => f16::from_f64(v).to_f32(),
+        };
+        if r.is_finite() {
+            r
+        } else {
+            0.0
+        }
+    }
+
+    /// Bytes per stored slope.
+    pub fn size(self) -> usize {
+        match self {
+            Precision::F32 => 4,
+            Precision::F16 => 2,
+        }
+    }
+}
+
+/// The slope table and, for every proposed slope, its entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlopeTable {
+    /// Stored slopes, most used first.
+    pub values: Vec<f32>,
+    /// Entry of each input slope.
+    pub ids: Vec<u32>,
+}
+
+/// Groups `slopes` (sorted, a cluster spans less than `threshold`) and stores each group's
+/// median slope; `threshold <= 0` keeps every slope (only equal slopes merge).
+pub fn share(slopes: &[f64], threshold: f64, precision: Precision) -> SlopeTable {
+    let mut order: Vec<usize> = (0..slopes.len()).collect();
+    order.sort_by(|&a, &b| slopes[a].total_cmp(&slopes[b]));
+    let mut clusters: Vec<(f32, Vec<usize>)> = Vec::new();
+    let mut i = 0;
+    while i < order.len() {
+        let first = slopes[order[i]];
+        let mut j = i + 1;
+        while j < order.len() && slopes[order[j]] - first < threshold {
+            j += 1;
+        }
+        let value = precision.round(slopes[order[(i + j - 1) / 2]]);
+        match clusters.last_mut() {
+            // Clusters that round to the same stored slope are one entry.
+            Some((last, members)) if *last == value => members.extend(&order[i..j]),
+            _ => clusters.push((value, order[i..j].to_vec())),
+        }
+        i = j;
+    }
+    // Most used first, so that frequent entries get small ids (and short codes).
+    clusters.sort_by_key(|(_, members)| std::cmp::Reverse(members.len()));
+    let mut ids = vec![0u32; slopes.len()];
+    for (id, (_, members)) in clusters.iter().enumerate() {
+        members.iter().for_each(|&m| ids[m] = id as u32);
+    }
+    SlopeTable {
+        values: clusters.into_iter().map(|(v, _)| v).collect(),
+        ids,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pwl_close_slopes_share_an_entry() {
+        let t = share(&[1.0, 1.05, 3.0, 1.02, 5.0], 0.1, Precision::F32);
+        assert_eq!(t.values.len(), 3);
+        assert_eq!(t.ids[0], t.ids[1]);
+        assert_eq!(t.ids[0], t.ids[3]);
+        assert_eq!(t.values[t.ids[0] as usize], 1.02);
+        assert_ne!(t.ids[2], t.ids[4]);
+        let none = share(&[1.0, 1.05, 1.0], 0.0, Precision::F32);
+        assert_eq!(none.values.len(), 2);
+        assert_eq!(Precision::F16.round(1e10), 0.0);
+    }
+}
