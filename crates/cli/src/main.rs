@@ -78,6 +78,8 @@ struct CompressArgs {
     #[arg(long, value_name = "R")]
     p_rel: Option<f64>,
     #[command(flatten)]
+    pwl: PwlArgs,
+    #[command(flatten)]
     policy: PolicyArgs,
     /// Worker threads [default: all cores].
     #[arg(long, value_name = "N")]
@@ -88,6 +90,65 @@ struct CompressArgs {
     /// Overwrite the output if it exists.
     #[arg(long)]
     force: bool,
+}
+
+/// The thesis method's thresholds and ablation switches (see docs/METHOD.md).
+#[derive(Args)]
+struct PwlArgs {
+    /// pwl: segments whose slopes differ by less than PD x p per rank share one slope ("parallel
+    /// lines"); 0 disables sharing.
+    #[arg(long, value_name = "PD", default_value_t = pwl::Options::default().pd)]
+    pd: f64,
+    /// pwl: merge tolerance in [0, 1): a segment starting within PM x p of the previous segment's
+    /// extension joins it at no cost; 0 stores every segment start as f32.
+    #[arg(long, value_name = "PM", default_value_t = pwl::Options::default().pm)]
+    pm: f64,
+    /// pwl: which values are sorted together: `row`, `layer`, or `block:N`.
+    #[arg(long, value_name = "G", default_value = "row", value_parser = parse_granularity)]
+    granularity: pwl::Granularity,
+    /// pwl: use the greedy shrinking-cone linearization instead of the optimal one.
+    #[arg(long)]
+    greedy: bool,
+    /// pwl ablation: store slopes as f16.
+    #[arg(long)]
+    f16_slopes: bool,
+    /// pwl ablation: code each row's exact permutation (~log2(n!) bits) instead of packed ranks.
+    #[arg(long)]
+    permutation: bool,
+    /// pwl ablation: fixed-length codes instead of Huffman for the segment parameters.
+    #[arg(long)]
+    no_huffman: bool,
+}
+
+impl PwlArgs {
+    fn options(&self) -> pwl::Options {
+        pwl::Options {
+            granularity: self.granularity,
+            linearizer: if self.greedy { pwl::Linearizer::Greedy } else { pwl::Linearizer::Optimal },
+            pd: self.pd,
+            pm: self.pm,
+            slope_precision: if self.f16_slopes { pwl::Precision::F16 } else { pwl::Precision::F32 },
+            rank_coding: if self.permutation {
+                pwl::RankCoding::Permutation
+            } else {
+                pwl::RankCoding::Packed
+            },
+            huffman: !self.no_huffman,
+        }
+    }
+}
+
+fn parse_granularity(s: &str) -> Result<pwl::Granularity, String> {
+    match s {
+        "row" => Ok(pwl::Granularity::Row),
+        "layer" => Ok(pwl::Granularity::Layer),
+        _ => s
+            .strip_prefix("block:")
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .map(pwl::Granularity::Block)
+            .ok_or_else(|| format!("'{s}' is not row, layer or block:N (N > 0)")),
+    }
 }
 
 #[derive(Args)]
@@ -119,6 +180,10 @@ struct DecompressArgs {
     /// Overwrite the output if it exists.
     #[arg(long)]
     force: bool,
+    /// Write the model even if some tensors are damaged: those are filled with zeros, listed on
+    /// stderr, and the exit code is 1.
+    #[arg(long)]
+    salvage: bool,
 }
 
 #[derive(Args)]
@@ -199,7 +264,13 @@ fn method(args: &CompressArgs) -> Result<Method> {
                 (Some(p), _) => Bound::Abs(check(p, "--p")?),
                 (None, r) => Bound::RelStd(check(r.unwrap_or(DEFAULT_P_REL), "--p-rel")?),
             };
-            Method::Pwl { bound, options: pwl::Options::default() }
+            anyhow::ensure!(args.pwl.pd >= 0.0, "--pd must be >= 0, got {}", args.pwl.pd);
+            anyhow::ensure!(
+                (0.0..1.0).contains(&args.pwl.pm),
+                "--pm must be in [0, 1), got {}",
+                args.pwl.pm
+            );
+            Method::Pwl { bound, options: args.pwl.options() }
         }
         MethodName::Lossless => Method::Lossless,
         MethodName::Raw => Method::Raw,
@@ -235,15 +306,26 @@ fn decompress(args: &DecompressArgs) -> Result<()> {
         Some(o) => o.clone(),
         None => pwlc::default_output(&args.input, args.format)?,
     };
-    let options = DecompressOptions { format: args.format, force: args.force };
+    let options = DecompressOptions { format: args.format, force: args.force, salvage: args.salvage };
     let bar = Bar::new("decompress");
-    let report = pwlc::decompress(&args.input, &output, &options, &|d, t| bar.update(d, t));
+    let done = pwlc::decompress(&args.input, &output, &options, &|d, t| bar.update(d, t));
     bar.finish();
-    let report = report?;
+    let done = done?;
     if args.json {
-        return print_report(&report, true);
+        print_report(&done.report, true)?;
+    } else {
+        println!("wrote {} ({} tensors)", output.display(), done.report.tensors.len());
     }
-    println!("wrote {} ({} tensors)", output.display(), report.tensors.len());
+    for (name, why) in &done.lost {
+        eprintln!("pwlc: lost tensor '{name}' (written as zeros): {why}");
+    }
+    anyhow::ensure!(
+        done.lost.is_empty(),
+        "{}: {} of {} tensors were damaged and written as zeros",
+        output.display(),
+        done.lost.len(),
+        done.report.tensors.len()
+    );
     Ok(())
 }
 

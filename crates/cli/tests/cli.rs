@@ -173,13 +173,7 @@ fn a_damaged_container_is_caught_and_names_the_tensor() {
     let input = model(dir.path());
     let container = dir.path().join("m.pwlc");
     pwlc().arg("compress").arg(&input).arg("-o").arg(&container).assert().success();
-    let out = pwlc().arg("inspect").arg(&container).arg("--json").output().unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(v["tensors"].is_array());
-    // Flip one byte in the middle of the first payload (payloads follow the 8-byte magic + version).
-    let mut bytes = std::fs::read(&container).unwrap();
-    bytes[40] ^= 0x55;
-    std::fs::write(&container, &bytes).unwrap();
+    damage_payload(&container, "conv.weight");
     pwlc()
         .arg("verify")
         .arg(&container)
@@ -189,6 +183,44 @@ fn a_damaged_container_is_caught_and_names_the_tensor() {
     let restored = dir.path().join("restored.safetensors");
     pwlc().arg("decompress").arg(&container).arg("-o").arg(&restored).assert().code(1);
     assert!(!restored.exists(), "no output from a damaged container");
+}
+
+/// Flips one byte in the middle of the named tensor's payload.
+fn damage_payload(container: &Path, tensor: &str) {
+    let reader = pwlc::container::Reader::open(container).unwrap();
+    let entry = &reader.entries()[reader.find(tensor).unwrap()];
+    let at = (entry.offset + entry.length / 2) as usize;
+    drop(reader);
+    let mut bytes = std::fs::read(container).unwrap();
+    bytes[at] ^= 0x55;
+    std::fs::write(container, &bytes).unwrap();
+}
+
+#[test]
+fn salvage_recovers_the_undamaged_tensors_and_names_the_lost_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = model(dir.path());
+    let container = dir.path().join("m.pwlc");
+    pwlc().arg("compress").arg(&input).arg("-o").arg(&container).args(["--max-error", "1e-3"]).assert().success();
+    damage_payload(&container, "fc.weight");
+    let restored = dir.path().join("restored.safetensors");
+    pwlc()
+        .arg("decompress")
+        .arg(&container)
+        .arg("-o")
+        .arg(&restored)
+        .arg("--salvage")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("lost tensor 'fc.weight'").and(predicate::str::contains("1 of 3")));
+    for ((name, a), (_, b)) in read_f32(&input).iter().zip(read_f32(&restored)) {
+        if name == "fc.weight" {
+            assert!(b.iter().all(|v| *v == 0.0), "the lost tensor is zeros");
+        } else {
+            let max = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+            assert!(max <= 1e-3, "{name} survives: max error {max}");
+        }
+    }
 }
 
 #[test]
@@ -265,4 +297,44 @@ fn lossless_method_is_bit_exact() {
     let out = dir.path().join("r.safetensors");
     pwlc().arg("decompress").arg(&container).arg("-o").arg(&out).assert().success();
     assert_eq!(std::fs::read(&input).unwrap(), std::fs::read(&out).unwrap());
+}
+
+#[test]
+fn pwl_method_keeps_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = model(dir.path());
+    let container = dir.path().join("m.pwlc");
+    pwlc()
+        .arg("compress")
+        .arg(&input)
+        .args(["--method", "pwl", "--p", "2e-3", "--pd", "0.5", "--granularity", "block:64", "-o"])
+        .arg(&container)
+        .assert()
+        .success();
+    let out = pwlc().arg("inspect").arg(&container).arg("--json").output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for t in v["tensors"].as_array().unwrap() {
+        let expected = if t["name"] == "fc.bias" { "lossless" } else { "pwl" };
+        assert_eq!(t["codec"], expected, "{}", t["name"]);
+    }
+    let restored = dir.path().join("r.safetensors");
+    pwlc().arg("decompress").arg(&container).arg("-o").arg(&restored).assert().success();
+    for ((name, a), (_, b)) in read_f32(&input).iter().zip(read_f32(&restored)) {
+        let max = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+        assert!(max <= 2e-3, "{name}: max error {max}");
+    }
+}
+
+#[test]
+fn bad_pwl_thresholds_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = model(dir.path());
+    pwlc()
+        .arg("compress")
+        .arg(&input)
+        .args(["--method", "pwl", "--pm", "1.5"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("--pm"));
+    pwlc().arg("compress").arg(&input).args(["--method", "pwl", "--granularity", "block:0"]).assert().code(2);
 }

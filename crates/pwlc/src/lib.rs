@@ -171,6 +171,18 @@ pub struct DecompressOptions {
     pub format: Option<Format>,
     /// Overwrite an existing output.
     pub force: bool,
+    /// Write the model even if some tensors are damaged, filling those with zeros (see
+    /// [`Decompressed::lost`]).
+    pub salvage: bool,
+}
+
+/// What [`decompress`] wrote.
+#[derive(Debug, Clone)]
+pub struct Decompressed {
+    pub report: Report,
+    /// Tensors that could not be decoded and were written as zeros (only with `salvage`), with
+    /// the reason.
+    pub lost: Vec<(String, String)>,
 }
 
 /// The path `decompress` writes when no output is given: the original file name, beside the
@@ -191,9 +203,14 @@ pub fn decompress(
     output: &Path,
     options: &DecompressOptions,
     progress: Progress<'_>,
-) -> Result<Report, Error> {
+) -> Result<Decompressed, Error> {
     check_output(input, output, options.force)?;
-    let (info, tensors) = decode_tensors(input, progress)?;
+    let (info, tensors, lost) = if options.salvage {
+        salvage_tensors(input, progress)?
+    } else {
+        let (info, tensors) = decode_tensors(input, progress)?;
+        (info, tensors, Vec::new())
+    };
     let original = Format::from_name(&info.format).ok_or_else(|| Error::Other {
         path: input.to_path_buf(),
         message: format!("unknown model format '{}'", info.format),
@@ -202,7 +219,39 @@ pub fn decompress(
         Some(f) if f != original => pwlc_models::write_fresh(f, &tensors, output)?,
         _ => pwlc_models::write(original, &info.layout, &tensors, output)?,
     }
-    inspect(input)
+    Ok(Decompressed { report: inspect(input)?, lost })
+}
+
+/// Decodes what can be decoded; damaged tensors become zeros and are listed with the reason.
+fn salvage_tensors(path: &Path, progress: Progress<'_>) -> Result<(FileInfo, Vec<Tensor>, Vec<(String, String)>), Error> {
+    let reader = Reader::open(path).map_err(|e| Error::container(path, e))?;
+    let total: u64 = reader.entries().iter().map(|e| e.original_bytes).sum();
+    let done = AtomicU64::new(0);
+    let results: Vec<Result<Tensor, Error>> = (0..reader.entries().len())
+        .into_par_iter()
+        .map(|i| {
+            let bytes = reader.entries()[i].original_bytes;
+            progress(done.fetch_add(bytes, Ordering::Relaxed) + bytes, total);
+            decode_one(&reader, path, i)
+        })
+        .collect();
+    let mut lost = Vec::new();
+    let tensors = results
+        .into_iter()
+        .zip(reader.entries())
+        .map(|(result, entry)| {
+            result.unwrap_or_else(|e| {
+                lost.push((entry.name.clone(), e.to_string()));
+                Tensor {
+                    name: entry.name.clone(),
+                    dtype: entry.dtype,
+                    shape: entry.shape.clone(),
+                    data: Bytes::from(vec![0u8; entry.original_bytes as usize]),
+                }
+            })
+        })
+        .collect();
+    Ok((reader.info().clone(), tensors, lost))
 }
 
 /// Describes a container from its index alone (no payload is decoded).
