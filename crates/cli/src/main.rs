@@ -124,10 +124,18 @@ impl PwlArgs {
     fn options(&self) -> pwl::Options {
         pwl::Options {
             granularity: self.granularity,
-            linearizer: if self.greedy { pwl::Linearizer::Greedy } else { pwl::Linearizer::Optimal },
+            linearizer: if self.greedy {
+                pwl::Linearizer::Greedy
+            } else {
+                pwl::Linearizer::Optimal
+            },
             pd: self.pd,
             pm: self.pm,
-            slope_precision: if self.f16_slopes { pwl::Precision::F16 } else { pwl::Precision::F32 },
+            slope_precision: if self.f16_slopes {
+                pwl::Precision::F16
+            } else {
+                pwl::Precision::F32
+            },
             rank_coding: if self.permutation {
                 pwl::RankCoding::Permutation
             } else {
@@ -229,7 +237,11 @@ fn run(cli: Cli) -> Result<()> {
             bar.finish();
             let report = report?;
             if !args.json {
-                println!("{}: ok, {} tensors verified", args.input.display(), report.tensors.len());
+                println!(
+                    "{}: ok, {} tensors verified",
+                    args.input.display(),
+                    report.tensors.len()
+                );
                 return Ok(());
             }
             print_report(&report, true)
@@ -248,7 +260,10 @@ fn with_threads(threads: Option<usize>, f: impl FnOnce() -> Result<()> + Send) -
 
 fn method(args: &CompressArgs) -> Result<Method> {
     let check = |v: f64, flag: &str| {
-        anyhow::ensure!(v.is_finite() && v >= 0.0, "{flag} must be a finite number >= 0, got {v}");
+        anyhow::ensure!(
+            v.is_finite() && v >= 0.0,
+            "{flag} must be a finite number >= 0, got {v}"
+        );
         Ok(v)
     };
     Ok(match args.method {
@@ -257,7 +272,10 @@ fn method(args: &CompressArgs) -> Result<Method> {
                 (_, Some(r)) => Bound::RelRms(check(r, "--rel-error")?),
                 (e, None) => Bound::Abs(check(e.unwrap_or(DEFAULT_MAX_ERROR), "--max-error")?),
             };
-            Method::Quant { bound, options: quant::Options::default() }
+            Method::Quant {
+                bound,
+                options: quant::Options::default(),
+            }
         }
         MethodName::Pwl => {
             let bound = match (args.p, args.p_rel) {
@@ -270,7 +288,10 @@ fn method(args: &CompressArgs) -> Result<Method> {
                 "--pm must be in [0, 1), got {}",
                 args.pwl.pm
             );
-            Method::Pwl { bound, options: args.pwl.options() }
+            Method::Pwl {
+                bound,
+                options: args.pwl.options(),
+            }
         }
         MethodName::Lossless => Method::Lossless,
         MethodName::Raw => Method::Raw,
@@ -283,7 +304,10 @@ fn policy(args: &PolicyArgs) -> Result<Policy> {
 }
 
 fn compress(args: &CompressArgs) -> Result<()> {
-    let output = args.output.clone().unwrap_or_else(|| append_extension(&args.input, "pwlc"));
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| append_extension(&args.input, "pwlc"));
     let options = CompressOptions {
         method: method(args)?,
         policy: policy(&args.policy)?,
@@ -306,7 +330,11 @@ fn decompress(args: &DecompressArgs) -> Result<()> {
         Some(o) => o.clone(),
         None => pwlc::default_output(&args.input, args.format)?,
     };
-    let options = DecompressOptions { format: args.format, force: args.force, salvage: args.salvage };
+    let options = DecompressOptions {
+        format: args.format,
+        force: args.force,
+        salvage: args.salvage,
+    };
     let bar = Bar::new("decompress");
     let done = pwlc::decompress(&args.input, &output, &options, &|d, t| bar.update(d, t));
     bar.finish();
@@ -314,7 +342,11 @@ fn decompress(args: &DecompressArgs) -> Result<()> {
     if args.json {
         print_report(&done.report, true)?;
     } else {
-        println!("wrote {} ({} tensors)", output.display(), done.report.tensors.len());
+        println!(
+            "wrote {} ({} tensors)",
+            output.display(),
+            done.report.tensors.len()
+        );
     }
     for (name, why) in &done.lost {
         eprintln!("pwlc: lost tensor '{name}' (written as zeros): {why}");

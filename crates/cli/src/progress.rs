@@ -24,7 +24,11 @@ impl Bar {
         .progress_chars("=> ");
         bar.set_style(style);
         bar.set_message(label.to_string());
-        Bar { bar, start: Instant::now(), shown: Mutex::new(false) }
+        Bar {
+            bar,
+            start: Instant::now(),
+            shown: Mutex::new(false),
+        }
     }
 
     /// Records progress; shows the bar once a second has passed (on a terminal only).

@@ -13,14 +13,23 @@ fn pwlc() -> Command {
 
 /// A deterministic pseudo-random weight in [-0.1, 0.1).
 fn weight(i: usize) -> f32 {
-    let x = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17);
+    let x = (i as u64)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .rotate_left(17);
     ((x >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.2
 }
 
 fn f32_tensor(name: &str, shape: &[u64], offset: usize) -> Tensor {
     let n: u64 = shape.iter().product();
-    let data: Vec<u8> = (0..n as usize).flat_map(|i| weight(i + offset).to_le_bytes()).collect();
-    Tensor { name: name.into(), dtype: DType::F32, shape: shape.to_vec(), data: Bytes::from(data) }
+    let data: Vec<u8> = (0..n as usize)
+        .flat_map(|i| weight(i + offset).to_le_bytes())
+        .collect();
+    Tensor {
+        name: name.into(),
+        dtype: DType::F32,
+        shape: shape.to_vec(),
+        data: Bytes::from(data),
+    }
 }
 
 /// Writes a small safetensors model: a 64x3x3x3 conv weight, a 64x64 linear weight, a bias.
@@ -40,7 +49,10 @@ fn read_f32(path: &Path) -> Vec<(String, Vec<f32>)> {
     m.tensors
         .iter()
         .map(|t| {
-            let v = t.data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()));
+            let v = t
+                .data
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()));
             (t.name.clone(), v.collect())
         })
         .collect()
@@ -50,21 +62,39 @@ fn read_f32(path: &Path) -> Vec<(String, Vec<f32>)> {
 fn compress_then_decompress_keeps_every_weight_within_the_bound() {
     let dir = tempfile::tempdir().unwrap();
     let input = model(dir.path());
-    pwlc().arg("compress").arg(&input).args(["--max-error", "1e-3"]).assert().success();
+    pwlc()
+        .arg("compress")
+        .arg(&input)
+        .args(["--max-error", "1e-3"])
+        .assert()
+        .success();
     let container = dir.path().join("model.safetensors.pwlc");
     assert!(container.exists());
     let out = dir.path().join("restored.safetensors");
-    pwlc().arg("decompress").arg(&container).arg("-o").arg(&out).assert().success();
+    pwlc()
+        .arg("decompress")
+        .arg(&container)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success();
     let (a, b) = (read_f32(&input), read_f32(&out));
     assert_eq!(a.len(), b.len());
     for ((name, x), (name2, y)) in a.iter().zip(&b) {
         assert_eq!(name, name2);
-        let max = x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+        let max = x
+            .iter()
+            .zip(y)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f32::max);
         if name == "fc.bias" {
             assert_eq!(max, 0.0, "1-D tensors are stored losslessly");
         } else {
             assert!(max <= 1e-3, "{name}: max error {max}");
-            assert!(max > 0.0, "{name}: a lossy codec should move some weight at this bound");
+            assert!(
+                max > 0.0,
+                "{name}: a lossy codec should move some weight at this bound"
+            );
         }
     }
 }
@@ -74,17 +104,37 @@ fn inspect_json_reports_tensors_and_totals() {
     let dir = tempfile::tempdir().unwrap();
     let input = model(dir.path());
     let container = dir.path().join("m.pwlc");
-    pwlc().arg("compress").arg(&input).arg("-o").arg(&container).assert().success();
-    let out = pwlc().arg("inspect").arg(&container).arg("--json").output().unwrap();
+    pwlc()
+        .arg("compress")
+        .arg(&input)
+        .arg("-o")
+        .arg(&container)
+        .assert()
+        .success();
+    let out = pwlc()
+        .arg("inspect")
+        .arg(&container)
+        .arg("--json")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
     assert_eq!(v["tensors"].as_array().unwrap().len(), 3);
     let totals = &v["totals"];
     let ratio = totals["ratio"].as_f64().unwrap();
-    let expected = totals["original_bytes"].as_f64().unwrap() / totals["stored_bytes"].as_f64().unwrap();
+    let expected =
+        totals["original_bytes"].as_f64().unwrap() / totals["stored_bytes"].as_f64().unwrap();
     assert!((ratio - expected).abs() < 1e-9);
-    assert_eq!(totals["stored_bytes"].as_u64().unwrap(), std::fs::metadata(&container).unwrap().len());
-    let bias = v["tensors"].as_array().unwrap().iter().find(|t| t["name"] == "fc.bias").unwrap();
+    assert_eq!(
+        totals["stored_bytes"].as_u64().unwrap(),
+        std::fs::metadata(&container).unwrap().len()
+    );
+    let bias = v["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "fc.bias")
+        .unwrap();
     assert_eq!(bias["codec"], "lossless");
     assert_eq!(bias["max_abs_error"], 0.0);
 }
@@ -106,12 +156,10 @@ fn an_unknown_format_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("weights.xyz");
     std::fs::write(&path, b"hello").unwrap();
-    pwlc()
-        .arg("compress")
-        .arg(&path)
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("weights.xyz").and(predicate::str::contains("unknown model format")));
+    pwlc().arg("compress").arg(&path).assert().code(1).stderr(
+        predicate::str::contains("weights.xyz")
+            .and(predicate::str::contains("unknown model format")),
+    );
 }
 
 #[test]
@@ -126,7 +174,10 @@ fn a_truncated_model_is_a_clear_error() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("model.safetensors"));
-    assert!(!dir.path().join("model.safetensors.pwlc").exists(), "no partial output");
+    assert!(
+        !dir.path().join("model.safetensors.pwlc").exists(),
+        "no partial output"
+    );
 }
 
 #[test]
@@ -135,19 +186,33 @@ fn an_existing_output_is_kept_without_force() {
     let input = model(dir.path());
     let container = dir.path().join("model.safetensors.pwlc");
     std::fs::write(&container, b"precious").unwrap();
+    pwlc().arg("compress").arg(&input).assert().code(1).stderr(
+        predicate::str::contains("already exists").and(predicate::str::contains("--force")),
+    );
+    assert_eq!(std::fs::read(&container).unwrap(), b"precious");
     pwlc()
         .arg("compress")
         .arg(&input)
+        .arg("--force")
         .assert()
-        .code(1)
-        .stderr(predicate::str::contains("already exists").and(predicate::str::contains("--force")));
-    assert_eq!(std::fs::read(&container).unwrap(), b"precious");
-    pwlc().arg("compress").arg(&input).arg("--force").assert().success();
+        .success();
     assert_ne!(std::fs::read(&container).unwrap(), b"precious");
 
     let restored = dir.path().join("model.safetensors");
-    pwlc().arg("decompress").arg(&container).assert().code(1).stderr(predicate::str::contains("already exists"));
-    pwlc().arg("decompress").arg(&container).arg("-o").arg(&restored).arg("--force").assert().success();
+    pwlc()
+        .arg("decompress")
+        .arg(&container)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("already exists"));
+    pwlc()
+        .arg("decompress")
+        .arg(&container)
+        .arg("-o")
+        .arg(&restored)
+        .arg("--force")
+        .assert()
+        .success();
 }
 
 #[test]
@@ -172,7 +237,13 @@ fn a_damaged_container_is_caught_and_names_the_tensor() {
     let dir = tempfile::tempdir().unwrap();
     let input = model(dir.path());
     let container = dir.path().join("m.pwlc");
-    pwlc().arg("compress").arg(&input).arg("-o").arg(&container).assert().success();
+    pwlc()
+        .arg("compress")
+        .arg(&input)
+        .arg("-o")
+        .arg(&container)
+        .assert()
+        .success();
     damage_payload(&container, "conv.weight");
     pwlc()
         .arg("verify")
@@ -181,7 +252,13 @@ fn a_damaged_container_is_caught_and_names_the_tensor() {
         .code(1)
         .stderr(predicate::str::contains("m.pwlc").and(predicate::str::contains("conv.weight")));
     let restored = dir.path().join("restored.safetensors");
-    pwlc().arg("decompress").arg(&container).arg("-o").arg(&restored).assert().code(1);
+    pwlc()
+        .arg("decompress")
+        .arg(&container)
+        .arg("-o")
+        .arg(&restored)
+        .assert()
+        .code(1);
     assert!(!restored.exists(), "no output from a damaged container");
 }
 
@@ -201,7 +278,14 @@ fn salvage_recovers_the_undamaged_tensors_and_names_the_lost_one() {
     let dir = tempfile::tempdir().unwrap();
     let input = model(dir.path());
     let container = dir.path().join("m.pwlc");
-    pwlc().arg("compress").arg(&input).arg("-o").arg(&container).args(["--max-error", "1e-3"]).assert().success();
+    pwlc()
+        .arg("compress")
+        .arg(&input)
+        .arg("-o")
+        .arg(&container)
+        .args(["--max-error", "1e-3"])
+        .assert()
+        .success();
     damage_payload(&container, "fc.weight");
     let restored = dir.path().join("restored.safetensors");
     pwlc()
@@ -212,12 +296,19 @@ fn salvage_recovers_the_undamaged_tensors_and_names_the_lost_one() {
         .arg("--salvage")
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("lost tensor 'fc.weight'").and(predicate::str::contains("1 of 3")));
+        .stderr(
+            predicate::str::contains("lost tensor 'fc.weight'")
+                .and(predicate::str::contains("1 of 3")),
+        );
     for ((name, a), (_, b)) in read_f32(&input).iter().zip(read_f32(&restored)) {
         if name == "fc.weight" {
             assert!(b.iter().all(|v| *v == 0.0), "the lost tensor is zeros");
         } else {
-            let max = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+            let max = a
+                .iter()
+                .zip(&b)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0.0, f32::max);
             assert!(max <= 1e-3, "{name} survives: max error {max}");
         }
     }
@@ -228,11 +319,22 @@ fn a_truncated_container_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let input = model(dir.path());
     let container = dir.path().join("m.pwlc");
-    pwlc().arg("compress").arg(&input).arg("-o").arg(&container).assert().success();
+    pwlc()
+        .arg("compress")
+        .arg(&input)
+        .arg("-o")
+        .arg(&container)
+        .assert()
+        .success();
     let bytes = std::fs::read(&container).unwrap();
     std::fs::write(&container, &bytes[..bytes.len() - 7]).unwrap();
     for cmd in ["inspect", "verify", "decompress"] {
-        pwlc().arg(cmd).arg(&container).assert().code(1).stderr(predicate::str::contains("m.pwlc"));
+        pwlc()
+            .arg(cmd)
+            .arg(&container)
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains("m.pwlc"));
     }
 }
 
@@ -252,8 +354,21 @@ fn a_file_that_is_not_a_container_is_refused() {
 fn usage_errors_exit_2() {
     pwlc().assert().code(2);
     pwlc().args(["compress"]).assert().code(2);
-    pwlc().args(["compress", "x.onnx", "--method", "zip"]).assert().code(2);
-    pwlc().args(["compress", "x.onnx", "--max-error", "1e-3", "--rel-error", "0.1"]).assert().code(2);
+    pwlc()
+        .args(["compress", "x.onnx", "--method", "zip"])
+        .assert()
+        .code(2);
+    pwlc()
+        .args([
+            "compress",
+            "x.onnx",
+            "--max-error",
+            "1e-3",
+            "--rel-error",
+            "0.1",
+        ])
+        .assert()
+        .code(2);
 }
 
 #[test]
@@ -274,7 +389,13 @@ fn converting_to_a_format_that_needs_a_graph_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let input = model(dir.path());
     let container = dir.path().join("m.pwlc");
-    pwlc().arg("compress").arg(&input).arg("-o").arg(&container).assert().success();
+    pwlc()
+        .arg("compress")
+        .arg(&input)
+        .arg("-o")
+        .arg(&container)
+        .assert()
+        .success();
     pwlc()
         .arg("decompress")
         .arg(&container)
@@ -284,7 +405,13 @@ fn converting_to_a_format_that_needs_a_graph_is_refused() {
         .code(1)
         .stderr(predicate::str::contains("cannot convert to onnx"));
     let npz = dir.path().join("x.npz");
-    pwlc().arg("decompress").arg(&container).args(["--format", "npz", "-o"]).arg(&npz).assert().success();
+    pwlc()
+        .arg("decompress")
+        .arg(&container)
+        .args(["--format", "npz", "-o"])
+        .arg(&npz)
+        .assert()
+        .success();
     assert_eq!(read_f32(&npz).len(), 3);
 }
 
@@ -293,9 +420,21 @@ fn lossless_method_is_bit_exact() {
     let dir = tempfile::tempdir().unwrap();
     let input = model(dir.path());
     let container = dir.path().join("m.pwlc");
-    pwlc().arg("compress").arg(&input).args(["--method", "lossless", "-o"]).arg(&container).assert().success();
+    pwlc()
+        .arg("compress")
+        .arg(&input)
+        .args(["--method", "lossless", "-o"])
+        .arg(&container)
+        .assert()
+        .success();
     let out = dir.path().join("r.safetensors");
-    pwlc().arg("decompress").arg(&container).arg("-o").arg(&out).assert().success();
+    pwlc()
+        .arg("decompress")
+        .arg(&container)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success();
     assert_eq!(std::fs::read(&input).unwrap(), std::fs::read(&out).unwrap());
 }
 
@@ -307,20 +446,49 @@ fn pwl_method_keeps_the_bound() {
     pwlc()
         .arg("compress")
         .arg(&input)
-        .args(["--method", "pwl", "--p", "2e-3", "--pd", "0.5", "--granularity", "block:64", "-o"])
+        .args([
+            "--method",
+            "pwl",
+            "--p",
+            "2e-3",
+            "--pd",
+            "0.5",
+            "--granularity",
+            "block:64",
+            "-o",
+        ])
         .arg(&container)
         .assert()
         .success();
-    let out = pwlc().arg("inspect").arg(&container).arg("--json").output().unwrap();
+    let out = pwlc()
+        .arg("inspect")
+        .arg(&container)
+        .arg("--json")
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for t in v["tensors"].as_array().unwrap() {
-        let expected = if t["name"] == "fc.bias" { "lossless" } else { "pwl" };
+        let expected = if t["name"] == "fc.bias" {
+            "lossless"
+        } else {
+            "pwl"
+        };
         assert_eq!(t["codec"], expected, "{}", t["name"]);
     }
     let restored = dir.path().join("r.safetensors");
-    pwlc().arg("decompress").arg(&container).arg("-o").arg(&restored).assert().success();
+    pwlc()
+        .arg("decompress")
+        .arg(&container)
+        .arg("-o")
+        .arg(&restored)
+        .assert()
+        .success();
     for ((name, a), (_, b)) in read_f32(&input).iter().zip(read_f32(&restored)) {
-        let max = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+        let max = a
+            .iter()
+            .zip(&b)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f32::max);
         assert!(max <= 2e-3, "{name}: max error {max}");
     }
 }
@@ -336,5 +504,10 @@ fn bad_pwl_thresholds_are_refused() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("--pm"));
-    pwlc().arg("compress").arg(&input).args(["--method", "pwl", "--granularity", "block:0"]).assert().code(2);
+    pwlc()
+        .arg("compress")
+        .arg(&input)
+        .args(["--method", "pwl", "--granularity", "block:0"])
+        .assert()
+        .code(2);
 }

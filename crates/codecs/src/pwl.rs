@@ -482,7 +482,9 @@ fn read_header(r: &mut ByteReader<'_>, total: usize) -> Result<Header, CodecErro
     } else {
         // A declared size that cannot be allocated is an error, not an abort.
         let mut steps = Vec::new();
-        steps.try_reserve_exact(groups.count()).map_err(|_| CodecError::TooLarge(total as u64))?;
+        steps
+            .try_reserve_exact(groups.count())
+            .map_err(|_| CodecError::TooLarge(total as u64))?;
         steps.resize(groups.count(), 0.0);
         steps
     };

@@ -95,7 +95,8 @@ pub fn decode(payload: &[u8], rows: usize, cols: usize) -> Result<Vec<f32>, Code
     let lsb = tokenizer.lsb();
     // A declared size that cannot be allocated is an error, not an abort.
     let mut out = Vec::new();
-    out.try_reserve_exact(n).map_err(|_| CodecError::TooLarge((n as u64).saturating_mul(4)))?;
+    out.try_reserve_exact(n)
+        .map_err(|_| CodecError::TooLarge((n as u64).saturating_mul(4)))?;
     out.resize(n, 0f32);
     for (row, out_row) in out.chunks_mut(cols.max(1)).enumerate() {
         let model = &plan.models[plan.next_class(&mut symbols)];

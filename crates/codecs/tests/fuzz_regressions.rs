@@ -147,11 +147,19 @@ fn huge_shapes_with_tiny_payloads_fail_without_large_allocations() {
 
 #[test]
 fn huge_shapes_with_empty_and_short_payloads_fail_without_large_allocations() {
-    for codec in [CodecId::Raw, CodecId::Lossless, CodecId::Quant, CodecId::Pwl] {
+    for codec in [
+        CodecId::Raw,
+        CodecId::Lossless,
+        CodecId::Quant,
+        CodecId::Pwl,
+    ] {
         for payload in [&[][..], &[1], &[1, 0, 0, 0, 0, 0, 0, 0, 0]] {
             let (failed, peak) = decode_peak(codec, DType::F32, &[1 << 40], payload);
             assert!(failed, "{codec:?} {payload:?}: decoded");
-            assert!(peak < FEW_MB, "{codec:?} {payload:?}: allocated {peak} bytes");
+            assert!(
+                peak < FEW_MB,
+                "{codec:?} {payload:?}: allocated {peak} bytes"
+            );
         }
     }
 }

@@ -11,9 +11,16 @@ pub enum Error {
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error("{}: {source}", path.display())]
-    Container { path: PathBuf, source: ContainerError },
+    Container {
+        path: PathBuf,
+        source: ContainerError,
+    },
     #[error("{}: tensor '{tensor}': {source}", path.display())]
-    Codec { path: PathBuf, tensor: String, source: CodecError },
+    Codec {
+        path: PathBuf,
+        tensor: String,
+        source: CodecError,
+    },
     #[error("{}: tensor '{tensor}': decoded bytes differ from the recorded size", path.display())]
     SizeMismatch { path: PathBuf, tensor: String },
     #[error("{}: already exists (use --force to overwrite)", .0.display())]
@@ -26,6 +33,9 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn container(path: &std::path::Path, source: ContainerError) -> Self {
-        Error::Container { path: path.to_path_buf(), source }
+        Error::Container {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }

@@ -43,18 +43,30 @@ pub struct CompressOptions {
 impl CompressOptions {
     /// The method for one tensor, after the policy and the per-tensor bounds.
     pub fn method_for(&self, tensor: &Tensor) -> Method {
-        if !self.policy.decide(&tensor.name, tensor.dtype, &tensor.shape).is_lossy() {
+        if !self
+            .policy
+            .decide(&tensor.name, tensor.dtype, &tensor.shape)
+            .is_lossy()
+        {
             return match self.method {
                 Method::Raw => Method::Raw,
                 _ => Method::Lossless,
             };
         }
-        let bound = self.bounds.iter().find(|(n, _)| *n == tensor.name).map(|(_, b)| *b);
+        let bound = self
+            .bounds
+            .iter()
+            .find(|(n, _)| *n == tensor.name)
+            .map(|(_, b)| *b);
         match (&self.method, bound) {
-            (Method::Quant { options, .. }, Some(bound)) => {
-                Method::Quant { bound, options: options.clone() }
-            }
-            (Method::Pwl { options, .. }, Some(bound)) => Method::Pwl { bound, options: options.clone() },
+            (Method::Quant { options, .. }, Some(bound)) => Method::Quant {
+                bound,
+                options: options.clone(),
+            },
+            (Method::Pwl { options, .. }, Some(bound)) => Method::Pwl {
+                bound,
+                options: options.clone(),
+            },
             (method, _) => method.clone(),
         }
     }
@@ -89,7 +101,11 @@ pub fn compress(
         .par_iter()
         .map(|t| {
             let method = options.method_for(t);
-            let view = TensorRef { dtype: t.dtype, shape: &t.shape, data: &t.data };
+            let view = TensorRef {
+                dtype: t.dtype,
+                shape: &t.shape,
+                data: &t.data,
+            };
             let result = pwlc_codecs::encode(view, &method).map_err(|source| Error::Codec {
                 path: input.to_path_buf(),
                 tensor: t.name.clone(),
@@ -104,7 +120,9 @@ pub fn compress(
     let info = FileInfo {
         format: model.format.name().to_string(),
         file_name: file_name(input),
-        original_size: std::fs::metadata(input).map_err(|e| io_error(input, e))?.len(),
+        original_size: std::fs::metadata(input)
+            .map_err(|e| io_error(input, e))?
+            .len(),
         layout: model.layout,
         settings: settings_json(options),
     };
@@ -118,14 +136,19 @@ pub fn compress(
             max_abs_error: e.max_abs_error,
             rmse: e.rmse,
         };
-        writer.add(&entry, &e.payload).map_err(|e| Error::container(output, e))?;
+        writer
+            .add(&entry, &e.payload)
+            .map_err(|e| Error::container(output, e))?;
     }
     writer.finish().map_err(|e| Error::container(output, e))?;
     inspect(output)
 }
 
 /// Decodes every tensor of a container, in parallel, verifying checksums and sizes.
-pub fn decode_tensors(path: &Path, progress: Progress<'_>) -> Result<(FileInfo, Vec<Tensor>), Error> {
+pub fn decode_tensors(
+    path: &Path,
+    progress: Progress<'_>,
+) -> Result<(FileInfo, Vec<Tensor>), Error> {
     let reader = Reader::open(path).map_err(|e| Error::container(path, e))?;
     let total: u64 = reader.entries().iter().map(|e| e.original_bytes).sum();
     let done = AtomicU64::new(0);
@@ -144,17 +167,28 @@ pub fn decode_tensors(path: &Path, progress: Progress<'_>) -> Result<(FileInfo, 
 /// Decodes tensor `i` of an open container.
 fn decode_one(reader: &Reader, path: &Path, i: usize) -> Result<Tensor, Error> {
     let entry = &reader.entries()[i];
-    let codec_error = |source| Error::Codec { path: path.to_path_buf(), tensor: entry.name.clone(), source };
+    let codec_error = |source| Error::Codec {
+        path: path.to_path_buf(),
+        tensor: entry.name.clone(),
+        source,
+    };
     let codec = entry.codec_id().ok_or_else(|| {
         Error::container(
             path,
-            pwlc_container::ContainerError::UnknownCodec { name: entry.name.clone(), codec: entry.codec },
+            pwlc_container::ContainerError::UnknownCodec {
+                name: entry.name.clone(),
+                codec: entry.codec,
+            },
         )
     })?;
     let payload = reader.payload(i).map_err(|e| Error::container(path, e))?;
-    let data = pwlc_codecs::decode(codec, entry.dtype, &entry.shape, payload).map_err(codec_error)?;
+    let data =
+        pwlc_codecs::decode(codec, entry.dtype, &entry.shape, payload).map_err(codec_error)?;
     if data.len() as u64 != entry.original_bytes {
-        return Err(Error::SizeMismatch { path: path.to_path_buf(), tensor: entry.name.clone() });
+        return Err(Error::SizeMismatch {
+            path: path.to_path_buf(),
+            tensor: entry.name.clone(),
+        });
     }
     Ok(Tensor {
         name: entry.name.clone(),
@@ -219,11 +253,17 @@ pub fn decompress(
         Some(f) if f != original => pwlc_models::write_fresh(f, &tensors, output)?,
         _ => pwlc_models::write(original, &info.layout, &tensors, output)?,
     }
-    Ok(Decompressed { report: inspect(input)?, lost })
+    Ok(Decompressed {
+        report: inspect(input)?,
+        lost,
+    })
 }
 
 /// Decodes what can be decoded; damaged tensors become zeros and are listed with the reason.
-fn salvage_tensors(path: &Path, progress: Progress<'_>) -> Result<(FileInfo, Vec<Tensor>, Vec<(String, String)>), Error> {
+fn salvage_tensors(
+    path: &Path,
+    progress: Progress<'_>,
+) -> Result<(FileInfo, Vec<Tensor>, Vec<(String, String)>), Error> {
     let reader = Reader::open(path).map_err(|e| Error::container(path, e))?;
     let total: u64 = reader.entries().iter().map(|e| e.original_bytes).sum();
     let done = AtomicU64::new(0);
@@ -257,7 +297,9 @@ fn salvage_tensors(path: &Path, progress: Progress<'_>) -> Result<(FileInfo, Vec
 /// Describes a container from its index alone (no payload is decoded).
 pub fn inspect(path: &Path) -> Result<Report, Error> {
     let reader = Reader::open(path).map_err(|e| Error::container(path, e))?;
-    let size = std::fs::metadata(path).map_err(|e| io_error(path, e))?.len();
+    let size = std::fs::metadata(path)
+        .map_err(|e| io_error(path, e))?
+        .len();
     Ok(Report::from_index(reader.info(), reader.entries(), size))
 }
 
@@ -268,7 +310,9 @@ pub fn verify(path: &Path, progress: Progress<'_>) -> Result<Report, Error> {
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> Error {
@@ -301,5 +345,7 @@ fn settings_json(options: &CompressOptions) -> String {
 
 /// The codec name of a raw id, for reports (`codec#7` for ids this version does not know).
 pub fn codec_name(id: u16) -> String {
-    CodecId::from_u16(id).map(|c| c.name().to_string()).unwrap_or_else(|| format!("codec#{id}"))
+    CodecId::from_u16(id)
+        .map(|c| c.name().to_string())
+        .unwrap_or_else(|| format!("codec#{id}"))
 }

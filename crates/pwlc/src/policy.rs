@@ -19,7 +19,10 @@ pub struct Policy {
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { min_elements: 1024, lossless: None }
+        Policy {
+            min_elements: 1024,
+            lossless: None,
+        }
     }
 }
 
@@ -55,7 +58,10 @@ impl Policy {
     /// A policy from its command-line form.
     pub fn new(min_elements: u64, lossless_pattern: Option<&str>) -> Result<Policy, regex::Error> {
         let lossless = lossless_pattern.map(Regex::new).transpose()?;
-        Ok(Policy { min_elements, lossless })
+        Ok(Policy {
+            min_elements,
+            lossless,
+        })
     }
 
     /// Decides how a tensor with this name, dtype and shape is coded.
@@ -83,9 +89,21 @@ mod tests {
         let p = Policy::new(1024, Some("classifier")).unwrap();
         assert_eq!(p.decide("w", DType::F32, &[32, 32]), Decision::Lossy);
         assert_eq!(p.decide("w", DType::BF16, &[64, 3, 3, 3]), Decision::Lossy);
-        assert_eq!(p.decide("b", DType::F32, &[4096]), Decision::LosslessFewDims);
-        assert_eq!(p.decide("w", DType::F32, &[31, 33]), Decision::LosslessSmall);
-        assert_eq!(p.decide("i", DType::I64, &[64, 64]), Decision::LosslessNotFloat);
-        assert_eq!(p.decide("classifier.w", DType::F32, &[64, 64]), Decision::LosslessByName);
+        assert_eq!(
+            p.decide("b", DType::F32, &[4096]),
+            Decision::LosslessFewDims
+        );
+        assert_eq!(
+            p.decide("w", DType::F32, &[31, 33]),
+            Decision::LosslessSmall
+        );
+        assert_eq!(
+            p.decide("i", DType::I64, &[64, 64]),
+            Decision::LosslessNotFloat
+        );
+        assert_eq!(
+            p.decide("classifier.w", DType::F32, &[64, 64]),
+            Decision::LosslessByName
+        );
     }
 }

@@ -50,7 +50,10 @@ impl Report {
                 dtype: e.dtype.name().to_string(),
                 shape: e.shape.clone(),
                 codec: crate::codec_name(e.codec),
-                policy: policy.decide(&e.name, e.dtype, &e.shape).reason().to_string(),
+                policy: policy
+                    .decide(&e.name, e.dtype, &e.shape)
+                    .reason()
+                    .to_string(),
                 original_bytes: e.original_bytes,
                 stored_bytes: e.length,
                 max_abs_error: e.max_abs_error,
@@ -73,13 +76,24 @@ impl Report {
 
     /// A fixed-width table: one row per tensor and a total row.
     pub fn table(&self) -> String {
-        let name_width = self.tensors.iter().map(|t| t.name.chars().count()).max().unwrap_or(4).clamp(6, 60);
+        let name_width = self
+            .tensors
+            .iter()
+            .map(|t| t.name.chars().count())
+            .max()
+            .unwrap_or(4)
+            .clamp(6, 60);
         let mut out = format!(
             "{:<name_width$}  {:>5}  {:>18}  {:>8}  {:>12}  {:>12}  {:>7}  {:>10}\n",
             "tensor", "dtype", "shape", "codec", "original", "stored", "ratio", "max error"
         );
         for t in &self.tensors {
-            let shape = t.shape.iter().map(u64::to_string).collect::<Vec<_>>().join("x");
+            let shape = t
+                .shape
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join("x");
             out += &format!(
                 "{:<name_width$}  {:>5}  {:>18}  {:>8}  {:>12}  {:>12}  {:>6.2}x  {:>10.3e}\n",
                 truncate(&t.name, name_width),
@@ -110,7 +124,9 @@ impl Report {
 /// The policy recorded in a container's settings (the default where a field is missing).
 fn policy_of(settings: &str) -> Policy {
     let v: serde_json::Value = serde_json::from_str(settings).unwrap_or_default();
-    let min_elements = v["min_elements"].as_u64().unwrap_or(Policy::default().min_elements);
+    let min_elements = v["min_elements"]
+        .as_u64()
+        .unwrap_or(Policy::default().min_elements);
     Policy::new(min_elements, v["lossless_regex"].as_str()).unwrap_or_default()
 }
 
@@ -118,7 +134,14 @@ fn truncate(s: &str, width: usize) -> String {
     if s.chars().count() <= width {
         s.to_string()
     } else {
-        let tail: String = s.chars().rev().take(width - 1).collect::<Vec<_>>().into_iter().rev().collect();
+        let tail: String = s
+            .chars()
+            .rev()
+            .take(width - 1)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         format!("…{tail}")
     }
 }

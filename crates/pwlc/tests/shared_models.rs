@@ -33,7 +33,10 @@ fn max_abs_diff(a: &[u8], b: &[u8]) -> f32 {
     a.chunks_exact(4)
         .zip(b.chunks_exact(4))
         .map(|(x, y)| {
-            let (x, y) = (f32::from_le_bytes(x.try_into().unwrap()), f32::from_le_bytes(y.try_into().unwrap()));
+            let (x, y) = (
+                f32::from_le_bytes(x.try_into().unwrap()),
+                f32::from_le_bytes(y.try_into().unwrap()),
+            );
             (x - y).abs()
         })
         .fold(0.0, f32::max)
@@ -44,7 +47,8 @@ fn onnxruntime_check(original: &Path, restored: &Path, tolerance: f64) {
         eprintln!("skipped onnxruntime check: PWLC_TEST_PYTHON is not set");
         return;
     };
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/tests/check_onnx_runtime.py");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/tests/check_onnx_runtime.py");
     let out = Command::new(python)
         .arg(script)
         .arg(original)
@@ -65,9 +69,20 @@ fn round_trip(model: &Path, method: Method, dir: &Path) -> (PathBuf, pwlc::Repor
     let stem = model.file_stem().unwrap().to_string_lossy().into_owned();
     let container = dir.join(format!("{stem}.{}.pwlc", method.codec().name()));
     let restored = dir.join(format!("{stem}.{}.onnx", method.codec().name()));
-    let options = CompressOptions { method, policy: Policy::default(), bounds: Vec::new(), force: false };
+    let options = CompressOptions {
+        method,
+        policy: Policy::default(),
+        bounds: Vec::new(),
+        force: false,
+    };
     let report = pwlc::compress(model, &container, &options, &|_, _| {}).expect("compress");
-    pwlc::decompress(&container, &restored, &DecompressOptions::default(), &|_, _| {}).expect("decompress");
+    pwlc::decompress(
+        &container,
+        &restored,
+        &DecompressOptions::default(),
+        &|_, _| {},
+    )
+    .expect("decompress");
     (restored, report)
 }
 
@@ -79,22 +94,46 @@ fn onnx_models_round_trip_within_the_bound_with_the_graph_unchanged() {
     };
     let dir = tempfile::tempdir().unwrap();
     for model in &models {
-        let method = Method::Quant { bound: Bound::Abs(BOUND), options: quant::Options::default() };
+        let method = Method::Quant {
+            bound: Bound::Abs(BOUND),
+            options: quant::Options::default(),
+        };
         let (restored, report) = round_trip(model, method, dir.path());
         let original = pwlc::models::read(model).unwrap();
         let back = pwlc::models::read(&restored).unwrap();
-        assert_eq!(original.layout, back.layout, "{}: non-weight bytes changed", model.display());
+        assert_eq!(
+            original.layout,
+            back.layout,
+            "{}: non-weight bytes changed",
+            model.display()
+        );
         let policy = Policy::default();
         for (a, b) in original.tensors.iter().zip(&back.tensors) {
             assert_eq!((&a.name, a.dtype, &a.shape), (&b.name, b.dtype, &b.shape));
             if policy.decide(&a.name, a.dtype, &a.shape).is_lossy() {
                 let err = max_abs_diff(&a.data, &b.data);
-                assert!(err as f64 <= BOUND, "{}: {} moved {err}", model.display(), a.name);
+                assert!(
+                    err as f64 <= BOUND,
+                    "{}: {} moved {err}",
+                    model.display(),
+                    a.name
+                );
             } else {
-                assert_eq!(a.data, b.data, "{}: {} must be exact", model.display(), a.name);
+                assert_eq!(
+                    a.data,
+                    b.data,
+                    "{}: {} must be exact",
+                    model.display(),
+                    a.name
+                );
             }
         }
-        assert!(report.totals.ratio > 2.0, "{}: ratio {}", model.display(), report.totals.ratio);
+        assert!(
+            report.totals.ratio > 2.0,
+            "{}: ratio {}",
+            model.display(),
+            report.totals.ratio
+        );
         eprintln!("{}: ratio {:.3}", model.display(), report.totals.ratio);
         onnxruntime_check(model, &restored, 1.0);
     }
@@ -109,8 +148,16 @@ fn lossless_round_trip_of_onnx_models_is_byte_identical() {
     let dir = tempfile::tempdir().unwrap();
     for model in &models {
         let (restored, report) = round_trip(model, Method::Lossless, dir.path());
-        assert_eq!(std::fs::read(model).unwrap(), std::fs::read(&restored).unwrap());
-        assert!(report.totals.ratio > 1.0, "{}: lossless ratio {}", model.display(), report.totals.ratio);
+        assert_eq!(
+            std::fs::read(model).unwrap(),
+            std::fs::read(&restored).unwrap()
+        );
+        assert!(
+            report.totals.ratio > 1.0,
+            "{}: lossless ratio {}",
+            model.display(),
+            report.totals.ratio
+        );
         onnxruntime_check(model, &restored, 0.0);
     }
 }
