@@ -44,6 +44,29 @@ fn model(dir: &Path) -> PathBuf {
     path
 }
 
+/// Writes the fixture model in `dir` and compresses it to `dir/m.pwlc` with `args`.
+fn compressed(dir: &Path, args: &[&str]) -> (PathBuf, PathBuf) {
+    let input = model(dir);
+    let container = dir.join("m.pwlc");
+    pwlc()
+        .arg("compress")
+        .arg(&input)
+        .args(args)
+        .arg("-o")
+        .arg(&container)
+        .assert()
+        .success();
+    (input, container)
+}
+
+/// Largest |a - b| over two equally long slices.
+fn max_abs_error(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0.0, f32::max)
+}
+
 fn read_f32(path: &Path) -> Vec<(String, Vec<f32>)> {
     let m = pwlc::models::read(path).expect("readable model");
     m.tensors
@@ -82,11 +105,7 @@ fn compress_then_decompress_keeps_every_weight_within_the_bound() {
     assert_eq!(a.len(), b.len());
     for ((name, x), (name2, y)) in a.iter().zip(&b) {
         assert_eq!(name, name2);
-        let max = x
-            .iter()
-            .zip(y)
-            .map(|(p, q)| (p - q).abs())
-            .fold(0.0, f32::max);
+        let max = max_abs_error(x, y);
         if name == "fc.bias" {
             assert_eq!(max, 0.0, "1-D tensors are stored losslessly");
         } else {
@@ -102,15 +121,7 @@ fn compress_then_decompress_keeps_every_weight_within_the_bound() {
 #[test]
 fn inspect_json_reports_tensors_and_totals() {
     let dir = tempfile::tempdir().unwrap();
-    let input = model(dir.path());
-    let container = dir.path().join("m.pwlc");
-    pwlc()
-        .arg("compress")
-        .arg(&input)
-        .arg("-o")
-        .arg(&container)
-        .assert()
-        .success();
+    let (input, container) = compressed(dir.path(), &[]);
     let out = pwlc()
         .arg("inspect")
         .arg(&container)
@@ -235,15 +246,7 @@ fn the_input_is_never_the_output() {
 #[test]
 fn a_damaged_container_is_caught_and_names_the_tensor() {
     let dir = tempfile::tempdir().unwrap();
-    let input = model(dir.path());
-    let container = dir.path().join("m.pwlc");
-    pwlc()
-        .arg("compress")
-        .arg(&input)
-        .arg("-o")
-        .arg(&container)
-        .assert()
-        .success();
+    let (input, container) = compressed(dir.path(), &[]);
     damage_payload(&container, "conv.weight");
     pwlc()
         .arg("verify")
@@ -276,16 +279,7 @@ fn damage_payload(container: &Path, tensor: &str) {
 #[test]
 fn salvage_recovers_the_undamaged_tensors_and_names_the_lost_one() {
     let dir = tempfile::tempdir().unwrap();
-    let input = model(dir.path());
-    let container = dir.path().join("m.pwlc");
-    pwlc()
-        .arg("compress")
-        .arg(&input)
-        .arg("-o")
-        .arg(&container)
-        .args(["--max-error", "1e-3"])
-        .assert()
-        .success();
+    let (input, container) = compressed(dir.path(), &["--max-error", "1e-3"]);
     damage_payload(&container, "fc.weight");
     let restored = dir.path().join("restored.safetensors");
     pwlc()
@@ -304,11 +298,7 @@ fn salvage_recovers_the_undamaged_tensors_and_names_the_lost_one() {
         if name == "fc.weight" {
             assert!(b.iter().all(|v| *v == 0.0), "the lost tensor is zeros");
         } else {
-            let max = a
-                .iter()
-                .zip(&b)
-                .map(|(p, q)| (p - q).abs())
-                .fold(0.0, f32::max);
+            let max = max_abs_error(a, &b);
             assert!(max <= 1e-3, "{name} survives: max error {max}");
         }
     }
@@ -317,15 +307,7 @@ fn salvage_recovers_the_undamaged_tensors_and_names_the_lost_one() {
 #[test]
 fn a_truncated_container_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let input = model(dir.path());
-    let container = dir.path().join("m.pwlc");
-    pwlc()
-        .arg("compress")
-        .arg(&input)
-        .arg("-o")
-        .arg(&container)
-        .assert()
-        .success();
+    let (input, container) = compressed(dir.path(), &[]);
     let bytes = std::fs::read(&container).unwrap();
     std::fs::write(&container, &bytes[..bytes.len() - 7]).unwrap();
     for cmd in ["inspect", "verify", "decompress"] {
@@ -387,15 +369,7 @@ fn a_negative_bound_is_refused() {
 #[test]
 fn converting_to_a_format_that_needs_a_graph_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let input = model(dir.path());
-    let container = dir.path().join("m.pwlc");
-    pwlc()
-        .arg("compress")
-        .arg(&input)
-        .arg("-o")
-        .arg(&container)
-        .assert()
-        .success();
+    let (input, container) = compressed(dir.path(), &[]);
     pwlc()
         .arg("decompress")
         .arg(&container)
@@ -418,15 +392,7 @@ fn converting_to_a_format_that_needs_a_graph_is_refused() {
 #[test]
 fn lossless_method_is_bit_exact() {
     let dir = tempfile::tempdir().unwrap();
-    let input = model(dir.path());
-    let container = dir.path().join("m.pwlc");
-    pwlc()
-        .arg("compress")
-        .arg(&input)
-        .args(["--method", "lossless", "-o"])
-        .arg(&container)
-        .assert()
-        .success();
+    let (input, container) = compressed(dir.path(), &["--method", "lossless"]);
     let out = dir.path().join("r.safetensors");
     pwlc()
         .arg("decompress")
@@ -441,12 +407,9 @@ fn lossless_method_is_bit_exact() {
 #[test]
 fn pwl_method_keeps_the_bound() {
     let dir = tempfile::tempdir().unwrap();
-    let input = model(dir.path());
-    let container = dir.path().join("m.pwlc");
-    pwlc()
-        .arg("compress")
-        .arg(&input)
-        .args([
+    let (input, container) = compressed(
+        dir.path(),
+        &[
             "--method",
             "pwl",
             "--p",
@@ -455,11 +418,8 @@ fn pwl_method_keeps_the_bound() {
             "0.5",
             "--granularity",
             "block:64",
-            "-o",
-        ])
-        .arg(&container)
-        .assert()
-        .success();
+        ],
+    );
     let out = pwlc()
         .arg("inspect")
         .arg(&container)
@@ -484,11 +444,7 @@ fn pwl_method_keeps_the_bound() {
         .assert()
         .success();
     for ((name, a), (_, b)) in read_f32(&input).iter().zip(read_f32(&restored)) {
-        let max = a
-            .iter()
-            .zip(&b)
-            .map(|(p, q)| (p - q).abs())
-            .fold(0.0, f32::max);
+        let max = max_abs_error(a, &b);
         assert!(max <= 2e-3, "{name}: max error {max}");
     }
 }
