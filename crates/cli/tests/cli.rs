@@ -121,7 +121,7 @@ fn compress_then_decompress_keeps_every_weight_within_the_bound() {
 #[test]
 fn inspect_json_reports_tensors_and_totals() {
     let dir = tempfile::tempdir().unwrap();
-    let (input, container) = compressed(dir.path(), &[]);
+    let (_, container) = compressed(dir.path(), &[]);
     let out = pwlc()
         .arg("inspect")
         .arg(&container)
@@ -246,7 +246,7 @@ fn the_input_is_never_the_output() {
 #[test]
 fn a_damaged_container_is_caught_and_names_the_tensor() {
     let dir = tempfile::tempdir().unwrap();
-    let (input, container) = compressed(dir.path(), &[]);
+    let (_, container) = compressed(dir.path(), &[]);
     damage_payload(&container, "conv.weight");
     pwlc()
         .arg("verify")
@@ -307,7 +307,7 @@ fn salvage_recovers_the_undamaged_tensors_and_names_the_lost_one() {
 #[test]
 fn a_truncated_container_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let (input, container) = compressed(dir.path(), &[]);
+    let (_, container) = compressed(dir.path(), &[]);
     let bytes = std::fs::read(&container).unwrap();
     std::fs::write(&container, &bytes[..bytes.len() - 7]).unwrap();
     for cmd in ["inspect", "verify", "decompress"] {
@@ -369,7 +369,7 @@ fn a_negative_bound_is_refused() {
 #[test]
 fn converting_to_a_format_that_needs_a_graph_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let (input, container) = compressed(dir.path(), &[]);
+    let (_, container) = compressed(dir.path(), &[]);
     pwlc()
         .arg("decompress")
         .arg(&container)

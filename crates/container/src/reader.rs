@@ -194,8 +194,9 @@ fn check_footer(footer: &[u8], len: u64) -> Result<Range<usize>, ContainerError>
     let offset = u64_at(footer, 0);
     let index_len = u64_at(footer, 8);
     let index_end = len - FOOTER_LEN;
-    let valid =
-        offset >= HEADER_LEN && offset % 8 == 0 && offset.checked_add(index_len) == Some(index_end);
+    let valid = offset >= HEADER_LEN
+        && offset.is_multiple_of(8)
+        && offset.checked_add(index_len) == Some(index_end);
     if !valid {
         return Err(corrupt(format!(
             "index at offset {offset} with length {index_len} does not end where the footer \

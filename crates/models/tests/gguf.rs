@@ -93,7 +93,7 @@ impl Builder {
 
     /// Adds a tensor (dims innermost first) at the next aligned offset.
     fn tensor(mut self, name: &str, dims: &[u64], ggml_type: u32, data: &[u8]) -> Self {
-        while self.data.len() % self.alignment != 0 {
+        while !self.data.len().is_multiple_of(self.alignment) {
             self.data.push(0);
         }
         Self::string(&mut self.infos, name);
@@ -113,7 +113,7 @@ impl Builder {
         out.extend(self.kv_count.to_le_bytes());
         out.extend(&self.kvs);
         out.extend(&self.infos);
-        while out.len() % self.alignment != 0 {
+        while !out.len().is_multiple_of(self.alignment) {
             out.push(0);
         }
         out.extend(&self.data);

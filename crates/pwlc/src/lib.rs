@@ -239,11 +239,19 @@ pub fn decompress(
     progress: Progress<'_>,
 ) -> Result<Decompressed, Error> {
     check_output(input, output, options.force)?;
-    let (info, tensors, lost) = if options.salvage {
+    let Salvaged {
+        info,
+        tensors,
+        lost,
+    } = if options.salvage {
         salvage_tensors(input, progress)?
     } else {
         let (info, tensors) = decode_tensors(input, progress)?;
-        (info, tensors, Vec::new())
+        Salvaged {
+            info,
+            tensors,
+            lost: Vec::new(),
+        }
     };
     let original = Format::from_name(&info.format).ok_or_else(|| Error::Other {
         path: input.to_path_buf(),
@@ -259,11 +267,16 @@ pub fn decompress(
     })
 }
 
+/// A container's tensors, with those lost to damage written as zeros.
+struct Salvaged {
+    info: FileInfo,
+    tensors: Vec<Tensor>,
+    /// (tensor name, reason) of every tensor that could not be decoded.
+    lost: Vec<(String, String)>,
+}
+
 /// Decodes what can be decoded; damaged tensors become zeros and are listed with the reason.
-fn salvage_tensors(
-    path: &Path,
-    progress: Progress<'_>,
-) -> Result<(FileInfo, Vec<Tensor>, Vec<(String, String)>), Error> {
+fn salvage_tensors(path: &Path, progress: Progress<'_>) -> Result<Salvaged, Error> {
     let reader = Reader::open(path).map_err(|e| Error::container(path, e))?;
     let total: u64 = reader.entries().iter().map(|e| e.original_bytes).sum();
     let done = AtomicU64::new(0);
@@ -291,7 +304,11 @@ fn salvage_tensors(
             })
         })
         .collect();
-    Ok((reader.info().clone(), tensors, lost))
+    Ok(Salvaged {
+        info: reader.info().clone(),
+        tensors,
+        lost,
+    })
 }
 
 /// Describes a container from its index alone (no payload is decoded).
