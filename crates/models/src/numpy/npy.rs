@@ -151,9 +151,36 @@ impl ArrayFormat {
 /// Parses the header at the start of `npy`; returns its length and the array's format.
 fn parse(source: &Source, npy: &[u8]) -> Result<(usize, ArrayFormat), ModelError> {
     let header_len = header_len(npy).map_err(|why| source.error(&why))?;
+    check_nesting(&npy[10..header_len]).map_err(|why| source.error(&why))?;
     let header = NpyHeader::from_reader(&npy[..header_len])
         .map_err(|e| source.error(&format!("bad .npy header: {e}")))?;
     Ok((header_len, array_format(source, &header)?))
+}
+
+/// Deepest bracket nesting accepted in a header's text. A plain array's header nests 2 deep
+/// (the dict and the shape tuple); npyz's parser (`py_literal`) takes time exponential in the
+/// depth of unclosed brackets (seconds at 16, minutes at 24), so deeper headers are refused
+/// before it sees them.
+const MAX_HEADER_NESTING: usize = 8;
+
+/// Refuses header text whose `(`, `[` and `{` nest deeper than [`MAX_HEADER_NESTING`]. `text`
+/// starts at byte 10; in versions 2 and 3 bytes 10 and 11 are the high bytes of the length
+/// field, which are at most `0x10` and `0` below [`MAX_HEADER_LEN`], so never brackets.
+fn check_nesting(text: &[u8]) -> Result<(), String> {
+    let mut depth = 0usize;
+    for &b in text {
+        match b {
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => continue,
+        }
+        if depth > MAX_HEADER_NESTING {
+            return Err(format!(
+                "bad .npy header: brackets nest deeper than {MAX_HEADER_NESTING}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Length of the header (magic, version, length field and text), checked against the data.

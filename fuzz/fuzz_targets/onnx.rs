@@ -1,0 +1,4 @@
+//! Reads arbitrary bytes as a onnx file; writes back what parses and reads it again.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| pwlc_fuzz::model(pwlc_models::Format::Onnx, data));
