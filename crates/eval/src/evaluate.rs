@@ -79,11 +79,7 @@ pub fn evaluate_images(
     Ok(ImageReport {
         images: labels.len(),
         original: accuracy(&base, labels),
-        compressed: other.map(|other| ClassifierComparison {
-            accuracy: accuracy(&other, labels),
-            top1_agreement: top1_agreement(&base, &other),
-            mean_kl: mean_kl(&base, &other),
-        }),
+        compressed: other.map(|other| compare_logits(&base, &other, labels)),
     })
 }
 
@@ -96,40 +92,192 @@ pub fn evaluate_tokens(
     tokens: &TokenSet,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<TokenReport, EvalError> {
-    let inputs = original
+    let inputs = token_inputs(original, tokens)?;
+    let (base, other) = run_both(original, compressed, &inputs, &mut progress)?;
+    Ok(TokenReport {
+        sentences: base.rows,
+        reference: reference_stats(&base, tokens)?,
+        compressed: other.map(|other| compare_embeddings(&base, &other)),
+    })
+}
+
+/// The original classifier's logits on an image set, computed once so that many compressed
+/// variants can be compared with it (as [`evaluate_images`] does for one) at the cost of one
+/// network run each.
+#[derive(Debug, Clone)]
+pub struct ImageBaseline {
+    original: Network,
+    logits: Outputs,
+    labels: Vec<usize>,
+}
+
+impl ImageBaseline {
+    /// Runs `original` on `images`; `progress` as in [`evaluate_images`].
+    pub fn new(
+        original: &Network,
+        images: &ImageSet,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<ImageBaseline, EvalError> {
+        check_classes(original, images)?;
+        let inputs = [InputData::F32(images.pixels(0..images.len()))];
+        let (logits, _) = run_both(original, None, &inputs, &mut progress)?;
+        Ok(ImageBaseline {
+            original: original.clone(),
+            logits,
+            labels: images.labels().to_vec(),
+        })
+    }
+
+    /// Accuracy of the original classifier.
+    pub fn accuracy(&self) -> Accuracy {
+        accuracy(&self.logits, &self.labels)
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// True when there are no images (never, for a baseline built by [`ImageBaseline::new`]).
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Runs `compressed` on `images` (the set the baseline was built on) and compares it with
+    /// the original.
+    pub fn compare(
+        &self,
+        compressed: &Network,
+        images: &ImageSet,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<ClassifierComparison, EvalError> {
+        check_same_interface(&self.original, compressed)?;
+        if images.labels() != self.labels.as_slice() {
+            return Err(EvalError::Input(
+                "the images differ from those the baseline was computed on".to_string(),
+            ));
+        }
+        let inputs = [InputData::F32(images.pixels(0..images.len()))];
+        let (logits, _) = run_both(compressed, None, &inputs, &mut progress)?;
+        Ok(compare_logits(&self.logits, &logits, &self.labels))
+    }
+}
+
+/// The original embedding network's outputs on a token set, computed once so that many
+/// compressed variants can be compared with it (as [`evaluate_tokens`] does for one).
+#[derive(Debug, Clone)]
+pub struct TokenBaseline {
+    original: Network,
+    embeddings: Outputs,
+    reference: Option<CosineStats>,
+}
+
+impl TokenBaseline {
+    /// Runs `original` on `tokens`; `progress` as in [`evaluate_tokens`].
+    pub fn new(
+        original: &Network,
+        tokens: &TokenSet,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<TokenBaseline, EvalError> {
+        let inputs = token_inputs(original, tokens)?;
+        let (embeddings, _) = run_both(original, None, &inputs, &mut progress)?;
+        Ok(TokenBaseline {
+            reference: reference_stats(&embeddings, tokens)?,
+            original: original.clone(),
+            embeddings,
+        })
+    }
+
+    /// Cosine similarity of the original's embeddings to the reference embeddings stored with
+    /// the tokens, when there are any.
+    pub fn reference(&self) -> Option<CosineStats> {
+        self.reference
+    }
+
+    /// Number of sentences.
+    pub fn len(&self) -> usize {
+        self.embeddings.rows
+    }
+
+    /// True when there are no sentences (never, for a baseline built by [`TokenBaseline::new`]).
+    pub fn is_empty(&self) -> bool {
+        self.embeddings.rows == 0
+    }
+
+    /// Runs `compressed` on `tokens` (the set the baseline was built on) and compares it with
+    /// the original.
+    pub fn compare(
+        &self,
+        compressed: &Network,
+        tokens: &TokenSet,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<EmbeddingComparison, EvalError> {
+        check_same_interface(&self.original, compressed)?;
+        let inputs = token_inputs(compressed, tokens)?;
+        let (embeddings, _) = run_both(compressed, None, &inputs, &mut progress)?;
+        if embeddings.rows != self.embeddings.rows {
+            return Err(EvalError::Input(
+                "the sentences differ from those the baseline was computed on".to_string(),
+            ));
+        }
+        Ok(compare_embeddings(&self.embeddings, &embeddings))
+    }
+}
+
+/// The inputs of `network`, in its order, taken from `tokens`.
+fn token_inputs<'a>(
+    network: &Network,
+    tokens: &'a TokenSet,
+) -> Result<Vec<InputData<'a>>, EvalError> {
+    network
         .inputs()
         .iter()
         .map(|spec| {
             tokens.input(&spec.name).ok_or_else(|| {
                 EvalError::Input(format!(
                     "{} has input {:?}; token sets hold input_ids, attention_mask and token_type_ids",
-                    original.path().display(),
+                    network.path().display(),
                     spec.name
                 ))
             })
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    let (base, other) = run_both(original, compressed, &inputs, &mut progress)?;
-    let reference = match tokens.reference() {
-        Some(reference) if reference.cols == base.cols => {
-            Some(cosine_stats(&base.data, &reference.data, base.cols))
-        }
-        Some(reference) => {
-            return Err(EvalError::Input(format!(
-                "reference embeddings have {} values per sentence, the network gives {}",
-                reference.cols, base.cols
-            )))
-        }
-        None => None,
-    };
-    Ok(TokenReport {
-        sentences: base.rows,
-        reference,
-        compressed: other.map(|other| EmbeddingComparison {
-            cosine: cosine_stats(&base.data, &other.data, base.cols),
-            neighbour_agreement: neighbour_agreement(&base, &other),
-        }),
-    })
+        .collect()
+}
+
+/// How close `embeddings` are to the reference embeddings stored with `tokens`, if any.
+fn reference_stats(
+    embeddings: &Outputs,
+    tokens: &TokenSet,
+) -> Result<Option<CosineStats>, EvalError> {
+    match tokens.reference() {
+        Some(reference) if reference.cols == embeddings.cols => Ok(Some(cosine_stats(
+            &embeddings.data,
+            &reference.data,
+            embeddings.cols,
+        ))),
+        Some(reference) => Err(EvalError::Input(format!(
+            "reference embeddings have {} values per sentence, the network gives {}",
+            reference.cols, embeddings.cols
+        ))),
+        None => Ok(None),
+    }
+}
+
+/// Compares compressed logits with the original's.
+fn compare_logits(base: &Outputs, other: &Outputs, labels: &[usize]) -> ClassifierComparison {
+    ClassifierComparison {
+        accuracy: accuracy(other, labels),
+        top1_agreement: top1_agreement(base, other),
+        mean_kl: mean_kl(base, other),
+    }
+}
+
+/// Compares compressed embeddings with the original's.
+fn compare_embeddings(base: &Outputs, other: &Outputs) -> EmbeddingComparison {
+    EmbeddingComparison {
+        cosine: cosine_stats(&base.data, &other.data, base.cols),
+        neighbour_agreement: neighbour_agreement(base, other),
+    }
 }
 
 /// Runs both networks on the same inputs, a batch at a time, the two in parallel.

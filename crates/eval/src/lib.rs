@@ -21,7 +21,7 @@ mod tokens;
 pub use error::EvalError;
 pub use evaluate::{
     evaluate_images, evaluate_tokens, Accuracy, ClassifierComparison, CosineStats,
-    EmbeddingComparison, ImageReport, TokenReport,
+    EmbeddingComparison, ImageBaseline, ImageReport, TokenBaseline, TokenReport,
 };
 pub use images::ImageSet;
 pub use network::{InputData, InputKind, InputSpec, Network, Outputs, DEFAULT_BATCH};

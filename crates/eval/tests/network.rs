@@ -4,7 +4,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use pwlc_eval::{evaluate_images, EvalError, ImageSet, InputData, Network, Outputs, Preprocess};
+use pwlc_eval::{
+    evaluate_images, EvalError, ImageBaseline, ImageSet, InputData, Network, Outputs, Preprocess,
+};
 use pwlc_models::{DType, Tensor};
 
 /// MobileNetV2 and the first `limit` sample images, if the shared data is there.
@@ -143,4 +145,33 @@ fn evaluation_of_a_model_against_itself_agrees_fully() {
     assert!(report.original.top5 >= report.original.top1);
     let json = serde_json::to_string(&report).unwrap();
     assert!(json.contains("top1_agreement"), "{json}");
+}
+
+#[test]
+fn a_baseline_comparison_equals_a_side_by_side_evaluation() {
+    let Some((model, images)) =
+        mobilenet("a_baseline_comparison_equals_a_side_by_side_evaluation", 4)
+    else {
+        return;
+    };
+    let mut tensors = common::float_initializers(&model);
+    let weight = tensors
+        .iter_mut()
+        .find(|t| t.name == "classifier.1.weight")
+        .unwrap();
+    let scaled: Vec<u8> = weight
+        .data
+        .chunks_exact(4)
+        .flat_map(|b| (f32::from_le_bytes(b.try_into().unwrap()) * 0.5).to_le_bytes())
+        .collect();
+    weight.data = scaled.into();
+    let original = Network::from_onnx(&model, None).unwrap();
+    let compressed = Network::from_onnx(&model, Some(&tensors)).unwrap();
+    let side_by_side = evaluate_images(&original, Some(&compressed), &images, |_, _| {}).unwrap();
+    let baseline = ImageBaseline::new(&original, &images, |_, _| {}).unwrap();
+    assert_eq!(baseline.len(), 4);
+    assert_eq!(baseline.accuracy(), side_by_side.original);
+    let compared = baseline.compare(&compressed, &images, |_, _| {}).unwrap();
+    assert_eq!(Some(compared), side_by_side.compressed);
+    assert!(compared.mean_kl > 0.0);
 }
