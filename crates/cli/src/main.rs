@@ -1,5 +1,6 @@
 //! The `pwlc` command: a thin layer over the `pwlc` library.
 
+mod accuracy;
 mod progress;
 
 use std::path::{Path, PathBuf};
@@ -21,7 +22,10 @@ Examples:
   pwlc decompress model.onnx.pwlc -o restored.onnx
   pwlc decompress model.pth.pwlc --format safetensors
   pwlc inspect model.onnx.pwlc --json
-  pwlc verify model.onnx.pwlc";
+  pwlc verify model.onnx.pwlc
+  pwlc eval model.onnx --compressed model.onnx.pwlc --images imagenet/ --preset torchvision
+  pwlc tune model.onnx --images imagenet/ --min-agreement 0.99 -o small.pwlc
+  pwlc tune encoder.onnx --tokens sentences.npz --min-cosine 0.999";
 
 /// Make neural-network weight files small, with a guaranteed bound on how far any weight moves.
 #[derive(Parser)]
@@ -41,6 +45,10 @@ enum Command {
     Inspect(InspectArgs),
     /// Check every checksum of a .pwlc container and decode every tensor.
     Verify(InspectArgs),
+    /// Measure a compressed ONNX model against the original on labelled images or sentences.
+    Eval(accuracy::EvalArgs),
+    /// Find per-tensor error bounds that keep accuracy, and write the smallest such container.
+    Tune(accuracy::TuneArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -230,6 +238,8 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Compress(args) => with_threads(args.threads, || compress(&args)),
         Command::Decompress(args) => with_threads(args.threads, || decompress(&args)),
+        Command::Eval(args) => accuracy::eval(&args),
+        Command::Tune(args) => accuracy::tune(&args),
         Command::Inspect(args) => print_report(&pwlc::inspect(&args.input)?, args.json),
         Command::Verify(args) => {
             let bar = Bar::new("verify");

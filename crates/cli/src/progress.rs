@@ -14,14 +14,24 @@ pub struct Bar {
 }
 
 impl Bar {
-    /// A hidden bar labelled `label`.
+    /// A hidden bar labelled `label` that counts bytes.
     pub fn new(label: &str) -> Bar {
-        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
-        let style = ProgressStyle::with_template(
+        Bar::with_template(
+            label,
             "{msg:>12} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
         )
-        .expect("valid template")
-        .progress_chars("=> ");
+    }
+
+    /// A hidden bar labelled `label` that counts items (images, sentences, tensors).
+    pub fn items(label: &str) -> Bar {
+        Bar::with_template(label, "{msg:>12} [{bar:40}] {pos}/{len} eta {eta}")
+    }
+
+    fn with_template(label: &str, template: &str) -> Bar {
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
+        let style = ProgressStyle::with_template(template)
+            .expect("valid template")
+            .progress_chars("=> ");
         bar.set_style(style);
         bar.set_message(label.to_string());
         Bar {

@@ -48,6 +48,35 @@ impl ImageSet {
         })
     }
 
+    /// Keeps only the first `limit` images.
+    pub fn truncate(&mut self, limit: usize) {
+        let count = self.len().min(limit);
+        self.names.truncate(count);
+        self.labels.truncate(count);
+        self.pixels.truncate(count * self.item_len);
+    }
+
+    /// Splits the set into two disjoint halves by position: images 0, 2, 4, ... and images
+    /// 1, 3, 5, ... (file-name order), so that both halves sample the classes alike. `pwlc
+    /// tune` calibrates on the first and reports on the second.
+    pub fn split_alternating(&self) -> (ImageSet, ImageSet) {
+        (self.every_other(0), self.every_other(1))
+    }
+
+    /// The images at positions `first`, `first + 2`, ...
+    fn every_other(&self, first: usize) -> ImageSet {
+        let positions: Vec<usize> = (first..self.len()).step_by(2).collect();
+        ImageSet {
+            names: positions.iter().map(|&i| self.names[i].clone()).collect(),
+            labels: positions.iter().map(|&i| self.labels[i]).collect(),
+            pixels: positions
+                .iter()
+                .flat_map(|&i| self.pixels(i..i + 1).iter().copied())
+                .collect(),
+            item_len: self.item_len,
+        }
+    }
+
     /// Number of images.
     pub fn len(&self) -> usize {
         self.labels.len()

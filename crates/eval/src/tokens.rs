@@ -70,6 +70,39 @@ impl TokenSet {
         self.rows = rows;
     }
 
+    /// Splits the set into two disjoint halves by position: sentences 0, 2, 4, ... and
+    /// sentences 1, 3, 5, ... `pwlc tune` calibrates on the first and reports on the second.
+    pub fn split_alternating(&self) -> (TokenSet, TokenSet) {
+        (self.every_other(0), self.every_other(1))
+    }
+
+    /// The sentences at positions `first`, `first + 2`, ...
+    fn every_other(&self, first: usize) -> TokenSet {
+        let positions: Vec<usize> = (first..self.rows).step_by(2).collect();
+        let pick = |values: &[i64], width: usize| -> Vec<i64> {
+            positions
+                .iter()
+                .flat_map(|&i| values[i * width..(i + 1) * width].iter().copied())
+                .collect()
+        };
+        let reference = self.reference.as_ref().map(|r| Embeddings {
+            rows: positions.len(),
+            cols: r.cols,
+            data: positions
+                .iter()
+                .flat_map(|&i| r.data[i * r.cols..(i + 1) * r.cols].iter().copied())
+                .collect(),
+        });
+        TokenSet {
+            input_ids: pick(&self.input_ids, self.seq_len),
+            attention_mask: pick(&self.attention_mask, self.seq_len),
+            token_type_ids: pick(&self.token_type_ids, self.seq_len),
+            rows: positions.len(),
+            seq_len: self.seq_len,
+            reference,
+        }
+    }
+
     /// Number of sentences.
     pub fn len(&self) -> usize {
         self.rows

@@ -80,3 +80,29 @@ fn undecodable_image_is_an_error_naming_it() {
         "{error}"
     );
 }
+
+#[test]
+fn alternating_split_gives_disjoint_halves_covering_the_set() {
+    let dir = image_dir(&[
+        "n01440764_a.png",
+        "n01443537_b.png",
+        "n01484850_c.png",
+        "n01491361_d.png",
+        "n01494475_e.png",
+    ]);
+    let set = ImageSet::load(dir.path(), None, &Preprocess::TORCHVISION).unwrap();
+    let (calibration, report) = set.split_alternating();
+    assert_eq!(
+        calibration.names(),
+        ["n01440764_a.png", "n01484850_c.png", "n01494475_e.png"]
+    );
+    assert_eq!(report.names(), ["n01443537_b.png", "n01491361_d.png"]);
+    assert_eq!(calibration.labels(), [0, 2, 4]);
+    assert_eq!(report.labels(), [1, 3]);
+    assert_eq!(report.pixels(1..2), set.pixels(3..4));
+    assert_eq!(calibration.pixels(2..3), set.pixels(4..5));
+    let mut first = set.clone();
+    first.truncate(2);
+    assert_eq!(first.names(), &set.names()[..2]);
+    assert_eq!(first.pixels(0..2), set.pixels(0..2));
+}

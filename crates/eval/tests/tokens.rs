@@ -26,6 +26,18 @@ fn minilm_matches_the_reference_embedding_and_itself() {
     assert_eq!(compared.cosine.min, compared.cosine.mean);
     assert!((compared.cosine.min - 1.0).abs() < 1e-9, "{compared:?}");
     assert_eq!(compared.neighbour_agreement, 1.0);
+
+    let (calibration, held_out) = tokens.split_alternating();
+    assert_eq!((calibration.len(), held_out.len()), (6, 6));
+    let reference = tokens.reference().unwrap();
+    let held_out_reference = held_out.reference().unwrap();
+    assert_eq!(held_out_reference.rows, 6);
+    assert_eq!(
+        held_out_reference.data[..reference.cols],
+        reference.data[reference.cols..2 * reference.cols]
+    );
+    let split_report = evaluate_tokens(&original, None, &held_out, |_, _| {}).unwrap();
+    assert!(split_report.reference.unwrap().min > 0.9999);
 }
 
 #[test]
