@@ -47,7 +47,9 @@ fn eval_of_an_unknown_model_needs_a_preset() {
         .arg(dir.path())
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("my_net.onnx: unknown preprocessing"));
+        .stderr(predicate::str::contains(
+            "my_net.onnx: unknown preprocessing",
+        ));
 }
 
 #[test]
@@ -84,7 +86,9 @@ fn tune_refuses_an_impossible_agreement() {
         .args(["--min-agreement", "1.5"])
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("--min-agreement must be in [0, 1]"));
+        .stderr(predicate::str::contains(
+            "--min-agreement must be in [0, 1]",
+        ));
 }
 
 #[test]
@@ -178,7 +182,14 @@ fn tune_meets_the_cosine_target_on_calibration_and_reports_the_held_out_half() {
         .arg(shared.join("models/all_minilm_l6_v2.onnx"))
         .arg("--tokens")
         .arg(shared.join("data/text/imagenet_class_names_tokens.npz"))
-        .args(["--limit", "24", "--min-cosine", "0.999", "--probe-items", "4"])
+        .args([
+            "--limit",
+            "24",
+            "--min-cosine",
+            "0.999",
+            "--probe-items",
+            "4",
+        ])
         .args(["--steps", "2", "--json", "-o"])
         .arg(&output)
         .assert()
@@ -187,7 +198,12 @@ fn tune_meets_the_cosine_target_on_calibration_and_reports_the_held_out_half() {
     let tuned = &outcome["tuned"];
     assert_eq!(tuned["calibration_items"], 12);
     assert_eq!(tuned["chosen"]["meets_target"], true);
-    assert!(tuned["chosen"]["quality"]["embedding"]["cosine"]["mean"].as_f64().unwrap() >= 0.999);
+    assert!(
+        tuned["chosen"]["quality"]["embedding"]["cosine"]["mean"]
+            .as_f64()
+            .unwrap()
+            >= 0.999
+    );
     let held_out = &outcome["held_out_evaluation"];
     assert_eq!(held_out["sentences"], 12);
     assert!(held_out["compressed"]["cosine"]["mean"].as_f64().is_some());
@@ -200,7 +216,10 @@ fn tune_meets_the_cosine_target_on_calibration_and_reports_the_held_out_half() {
     assert!(bounds.iter().all(|&b| b > 0.0));
     let spread = bounds.iter().cloned().fold(0.0, f64::max)
         / bounds.iter().cloned().fold(f64::INFINITY, f64::min);
-    assert!(spread > 2.0, "bounds should differ between tensors: {bounds:?}");
+    assert!(
+        spread > 2.0,
+        "bounds should differ between tensors: {bounds:?}"
+    );
     assert!(outcome["compressed"]["totals"]["ratio"].as_f64().unwrap() > 3.0);
     pwlc().arg("verify").arg(&output).assert().success();
 }
