@@ -5,17 +5,17 @@ use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use pwlc::codecs::{quant, Bound, Method};
+use pwlc::codecs::quant;
 use pwlc::{CompressOptions, Report};
 use pwlc_eval::{
     evaluate_images, evaluate_tokens, ImageReport, ImageSet, Network, Preprocess, TokenReport,
     TokenSet,
 };
-use pwlc_tune::{Data, Event, Target, Tuned};
+use pwlc_tune::{Codec, Data, Event, Target, Tuned};
 use serde::Serialize;
 
 use crate::progress::Bar;
-use crate::PolicyArgs;
+use crate::{PolicyArgs, PwlArgs};
 
 /// Image preprocessing presets (see `pwlc eval --help`).
 #[derive(Clone, Copy, ValueEnum)]
@@ -200,12 +200,13 @@ fn percent(x: f64) -> String {
 
 fn image_table(r: &ImageReport) -> String {
     let mut out = format!(
-        "{} images\n{:<12} {:>7} {:>7} {:>10} {:>10}\n{:<12} {:>7} {:>7}\n",
+        "{} images\n{:<12} {:>7} {:>7} {:>10} {:>10} {:>10}\n{:<12} {:>7} {:>7}\n",
         r.images,
         "model",
         "top-1",
         "top-5",
         "agreement",
+        "estimated",
         "mean KL",
         "original",
         percent(r.original.top1),
@@ -213,11 +214,12 @@ fn image_table(r: &ImageReport) -> String {
     );
     if let Some(c) = &r.compressed {
         out += &format!(
-            "{:<12} {:>7} {:>7} {:>10} {:>10.2e}\n",
+            "{:<12} {:>7} {:>7} {:>10} {:>10} {:>10.2e}\n",
             "compressed",
             percent(c.accuracy.top1),
             percent(c.accuracy.top5),
             percent(c.top1_agreement),
+            format!("{:.2}%", 100.0 * c.estimated_agreement),
             c.mean_kl
         );
     }
@@ -243,13 +245,23 @@ fn token_table(r: &TokenReport) -> String {
     out
 }
 
+/// The codecs `pwlc tune` can tune.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum TunedMethod {
+    /// Error-bounded quantization (the default method).
+    Quant,
+    /// The thesis method (piecewise linearization).
+    Pwl,
+}
+
 #[derive(Args)]
 pub struct TuneArgs {
     /// The ONNX model to tune.
     model: PathBuf,
     #[command(flatten)]
     data: DataArgs,
-    /// Image models: the top-1 agreement with the original to keep on held-out images.
+    /// Image models: the top-1 agreement with the original to keep (measured on the
+    /// calibration half, checked on the held-out half).
     #[arg(
         long,
         value_name = "A",
@@ -260,6 +272,11 @@ pub struct TuneArgs {
     /// Token models: the mean cosine similarity to the original embeddings to keep.
     #[arg(long, value_name = "C")]
     min_cosine: Option<f64>,
+    /// The codec whose per-tensor bounds are tuned.
+    #[arg(long, value_enum, default_value = "quant")]
+    method: TunedMethod,
+    #[command(flatten)]
+    pwl: PwlArgs,
     /// Where to write the compressed model [default: MODEL.pwlc].
     #[arg(short, long)]
     output: Option<PathBuf>,
@@ -312,10 +329,7 @@ pub fn tune(args: &TuneArgs) -> Result<()> {
     let (calibration, held_out) = data.split_alternating();
     let tuned = search(args, &calibration, &options)?;
     let compress = CompressOptions {
-        method: Method::Quant {
-            bound: Bound::Abs(0.0),
-            options: options.quant.clone(),
-        },
+        method: options.codec.method(0.0),
         policy: options.policy.clone(),
         bounds: tuned.bounds(),
         force: args.force,
@@ -361,7 +375,10 @@ fn tune_options(args: &TuneArgs) -> Result<pwlc_tune::Options> {
         }
     };
     let mut options = pwlc_tune::Options::new(target, crate::policy(&args.policy)?);
-    options.quant = quant::Options::default();
+    options.codec = match args.method {
+        TunedMethod::Quant => Codec::Quant(quant::Options::default()),
+        TunedMethod::Pwl => Codec::Pwl(args.pwl.options()?),
+    };
     options.probe_items = args.probe_items.max(1);
     options.search_steps = args.steps;
     if let Some(seconds) = args.time_budget {

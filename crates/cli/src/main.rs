@@ -129,8 +129,15 @@ struct PwlArgs {
 }
 
 impl PwlArgs {
-    fn options(&self) -> pwl::Options {
-        pwl::Options {
+    /// The codec options, after checking the thresholds.
+    fn options(&self) -> Result<pwl::Options> {
+        anyhow::ensure!(self.pd >= 0.0, "--pd must be >= 0, got {}", self.pd);
+        anyhow::ensure!(
+            (0.0..1.0).contains(&self.pm),
+            "--pm must be in [0, 1), got {}",
+            self.pm
+        );
+        Ok(pwl::Options {
             granularity: self.granularity,
             linearizer: if self.greedy {
                 pwl::Linearizer::Greedy
@@ -150,7 +157,7 @@ impl PwlArgs {
                 pwl::RankCoding::Packed
             },
             huffman: !self.no_huffman,
-        }
+        })
     }
 }
 
@@ -292,15 +299,9 @@ fn method(args: &CompressArgs) -> Result<Method> {
                 (Some(p), _) => Bound::Abs(check(p, "--p")?),
                 (None, r) => Bound::RelStd(check(r.unwrap_or(DEFAULT_P_REL), "--p-rel")?),
             };
-            anyhow::ensure!(args.pwl.pd >= 0.0, "--pd must be >= 0, got {}", args.pwl.pd);
-            anyhow::ensure!(
-                (0.0..1.0).contains(&args.pwl.pm),
-                "--pm must be in [0, 1), got {}",
-                args.pwl.pm
-            );
             Method::Pwl {
                 bound,
-                options: args.pwl.options(),
+                options: args.pwl.options()?,
             }
         }
         MethodName::Lossless => Method::Lossless,

@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{argmax, cosine, in_top_k, kl_divergence, nearest_neighbours};
+use crate::metrics::{
+    argmax, cosine, estimated_agreement, in_top_k, kl_divergence, nearest_neighbours,
+};
 use crate::network::{InputData, Network, Outputs};
 use crate::{EvalError, ImageSet, TokenSet};
 
@@ -22,6 +24,9 @@ pub struct ClassifierComparison {
     pub top1_agreement: f64,
     /// Mean over images of KL(original softmax ‖ compressed softmax), in nats.
     pub mean_kl: f64,
+    /// The top-1 agreement expected over a population of such images, estimated from every
+    /// image's logit margin (see [`crate::metrics::estimated_agreement`]).
+    pub estimated_agreement: f64,
 }
 
 /// Result of [`evaluate_images`].
@@ -269,6 +274,7 @@ fn compare_logits(base: &Outputs, other: &Outputs, labels: &[usize]) -> Classifi
         accuracy: accuracy(other, labels),
         top1_agreement: top1_agreement(base, other),
         mean_kl: mean_kl(base, other),
+        estimated_agreement: estimated_agreement(&base.data, &other.data, base.cols),
     }
 }
 

@@ -65,7 +65,7 @@ impl Data {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Target {
-    /// A classifier: at least this fraction of items keep their top-1 class.
+    /// A classifier: at least this fraction of the items keep their top-1 class.
     MinAgreement(f64),
     /// An embedding network: the mean cosine similarity to the original's embeddings is at least
     /// this.

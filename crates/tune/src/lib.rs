@@ -27,7 +27,7 @@ mod sensitivity;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use pwlc::codecs::{quant, Bound};
+use pwlc::codecs::{pwl, quant, Bound, Method};
 use pwlc::{Policy, Tensor};
 use pwlc_eval::Network;
 use serde::Serialize;
@@ -41,8 +41,8 @@ pub use search::Trial;
 pub struct Options {
     /// What the tuned network must keep on the calibration data.
     pub target: Target,
-    /// Options of the quant codec the bounds are tuned for.
-    pub quant: quant::Options,
+    /// The lossy codec the bounds are tuned for.
+    pub codec: Codec,
     /// Which tensors are coded lossily (the others are not tuned).
     pub policy: Policy,
     /// Number of calibration items the sensitivity probes run on.
@@ -59,18 +59,43 @@ pub struct Options {
 }
 
 impl Options {
-    /// Defaults for `target`: 32 probe items, probes at 5% of each tensor's RMS, bounds capped at
+    /// Defaults for `target`: the quant codec, 32 probe items, probes at 5% of each tensor's RMS, bounds capped at
     /// 50% of it, 6 bisection steps, no time budget.
     pub fn new(target: Target, policy: Policy) -> Options {
         Options {
             target,
-            quant: quant::Options::default(),
+            codec: Codec::Quant(quant::Options::default()),
             policy,
             probe_items: 32,
             probe_fraction: 0.05,
             max_fraction: 0.5,
             search_steps: 6,
             time_budget: None,
+        }
+    }
+}
+
+/// A lossy codec with an absolute bound per tensor.
+#[derive(Debug, Clone)]
+pub enum Codec {
+    /// Error-bounded quantization (`--method quant`).
+    Quant(quant::Options),
+    /// The thesis' piecewise linearization (`--method pwl`).
+    Pwl(pwl::Options),
+}
+
+impl Codec {
+    /// The method that codes a tensor with this codec at absolute bound `bound`.
+    pub fn method(&self, bound: f64) -> Method {
+        match self {
+            Codec::Quant(options) => Method::Quant {
+                bound: Bound::Abs(bound),
+                options: options.clone(),
+            },
+            Codec::Pwl(options) => Method::Pwl {
+                bound: Bound::Abs(bound),
+                options: options.clone(),
+            },
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use pwlc::codecs::{Bound, Method, TensorRef};
+use pwlc::codecs::TensorRef;
 use pwlc::Tensor;
 use pwlc_eval::Network;
 use rayon::prelude::*;
@@ -18,7 +18,7 @@ use crate::{Event, LossyTensor, Options, Quality, TuneError};
 pub struct Trial {
     /// The scale `λ` of the bounds `e = λ · sqrt(n / k)`.
     pub scale: f64,
-    /// Bytes of the quant payloads of all lossy-coded tensors at these bounds.
+    /// Bytes of the payloads of all lossy-coded tensors at these bounds.
     pub coded_bytes: u64,
     /// Bits per lossy-coded weight.
     pub bits_per_weight: f64,
@@ -161,7 +161,7 @@ fn measure_at(
     })
 }
 
-/// `tensor` coded with quant at `bound` and decoded again, with the payload's size in bytes.
+/// `tensor` coded with the tuned codec at `bound` and decoded again, with the payload's size in bytes.
 pub(crate) fn quantized(
     tensor: &LossyTensor,
     bound: f64,
@@ -172,10 +172,7 @@ pub(crate) fn quantized(
         tensor: t.name.clone(),
         source,
     };
-    let method = Method::Quant {
-        bound: Bound::Abs(bound),
-        options: options.quant.clone(),
-    };
+    let method = options.codec.method(bound);
     let view = TensorRef {
         dtype: t.dtype,
         shape: &t.shape,
@@ -234,6 +231,7 @@ mod tests {
                 },
                 top1_agreement: 1.0,
                 mean_kl: 0.0,
+                estimated_agreement: 1.0,
             }),
             meets_target,
         }
