@@ -15,39 +15,15 @@
 //!
 //! The file also checks that `--threads` changes no output byte of `compress` or `decompress`.
 
+mod common;
+
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use assert_cmd::Command;
-use bytes::Bytes;
-use pwlc::models::{write_fresh, DType, Format, Tensor};
+use common::{f32_tensor, pwlc};
+use pwlc::models::{write_fresh, Format, Tensor};
 use tempfile::TempDir;
-
-fn pwlc() -> Command {
-    Command::cargo_bin("pwlc").expect("the pwlc binary is built")
-}
-
-/// A deterministic pseudo-random weight in [-0.1, 0.1).
-fn weight(i: usize) -> f32 {
-    let x = (i as u64)
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        .rotate_left(17);
-    ((x >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.2
-}
-
-fn f32_tensor(name: &str, shape: &[u64], seed: usize) -> Tensor {
-    let n: u64 = shape.iter().product();
-    let data: Vec<u8> = (0..n as usize)
-        .flat_map(|i| weight(i + seed * 1000).to_le_bytes())
-        .collect();
-    Tensor {
-        name: name.into(),
-        dtype: DType::F32,
-        shape: shape.to_vec(),
-        data: Bytes::from(data),
-    }
-}
 
 /// One small container written by `pwlc compress`, with what a good decode gives.
 struct Fixture {
@@ -107,10 +83,10 @@ fn fixture(tensors: &[Tensor], args: &[&str]) -> Fixture {
 /// `--lossless`, so the default method and both lossless paths of the policy are damaged.
 fn quant_fixture() -> Fixture {
     let tensors = [
-        f32_tensor("conv.weight", &[8, 2, 3, 3], 1),
-        f32_tensor("fc.weight", &[12, 16], 2),
-        f32_tensor("fc.bias", &[12], 3),
-        f32_tensor("emb.weight", &[6, 12], 4),
+        f32_tensor("conv.weight", &[8, 2, 3, 3], 1000),
+        f32_tensor("fc.weight", &[12, 16], 2000),
+        f32_tensor("fc.bias", &[12], 3000),
+        f32_tensor("emb.weight", &[6, 12], 4000),
     ];
     let args = [
         "--max-error",
@@ -126,8 +102,8 @@ fn quant_fixture() -> Fixture {
 /// A pwl-coded matrix and a lossless bias.
 fn pwl_fixture() -> Fixture {
     let tensors = [
-        f32_tensor("proj.weight", &[8, 24], 5),
-        f32_tensor("proj.bias", &[8], 6),
+        f32_tensor("proj.weight", &[8, 24], 5000),
+        f32_tensor("proj.bias", &[8], 6000),
     ];
     let args = ["--method", "pwl", "--p-rel", "0.1", "--min-elements", "64"];
     fixture(&tensors, &args)
