@@ -1,6 +1,7 @@
 //! Size and speed of the quant codec on raw tensor dumps, against the order-0 oracle.
 //!
-//! Usage: `cargo run --release -p pwlc-codecs --example quant_bench -- DIR [BOUND...] [-v] [--max-classes=N]`
+//! Usage: `cargo run --release -p pwlc-codecs --example quant_bench -- DIR [BOUND...] [-v]
+//! [--max-classes=N] [--refine-passes=N] [--model-decode]`
 //!
 //! `DIR` holds pairs `NAME.f32` (little-endian f32 values) and `NAME.shape` (dimensions separated
 //! by spaces). For every absolute bound (default 5e-4 1e-3 2e-3) the example codes each tensor
@@ -11,7 +12,7 @@
 //! speed of the codec itself in MB of f32 per second (one thread). Speeds are per second of CPU
 //! time of the thread (from `/proc/thread-self/schedstat`, wall time where that is missing), so
 //! they stay meaningful on a loaded machine. `-v` adds one line per tensor; `--max-classes=N`
-//! sets [`quant::Options::max_classes`]. `--model-decode` adds, per bound, the decoding of all
+//! sets [`quant::Options::max_classes`], `--refine-passes=N` [`quant::Options::refine_passes`]. `--model-decode` adds, per bound, the decoding of all
 //! tensors at once: the CPU-time speed of one thread, and the wall-time speed of one and of two
 //! threads that take tensors from a shared queue (as a pipeline parallel over tensors does).
 
@@ -236,6 +237,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     for a in &args {
         if let Some(n) = a.strip_prefix("--max-classes=") {
             options.max_classes = n.parse()?;
+        }
+        if let Some(n) = a.strip_prefix("--refine-passes=") {
+            options.refine_passes = n.parse()?;
         }
     }
     let mut positional = args.iter().filter(|a| !a.starts_with('-'));

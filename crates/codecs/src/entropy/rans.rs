@@ -26,6 +26,7 @@
 use std::collections::BinaryHeap;
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::OnceLock;
 
 use crate::bitio::{BitReader, BitWriter, ByteReader, PutBytes};
 use crate::CodecError;
@@ -452,7 +453,8 @@ impl<'m> Encoder<'m> {
                 words.push(*x as u16);
                 *x >>= 16;
             }
-            *x = ((*x / freq) << PROB_BITS) + (*x % freq) + start;
+            let q = divide(*x, freq);
+            *x = (q << PROB_BITS) + (*x - q * freq) + start;
         }
         let mut out = Vec::with_capacity(HEADER_BYTES + 2 * words.len());
         for x in states {
@@ -463,6 +465,27 @@ impl<'m> Encoder<'m> {
         }
         out
     }
+}
+
+/// Shift of the reciprocals in [`divide`].
+const RECIPROCAL_SHIFT: u32 = 32 + PROB_BITS;
+
+/// `x / freq` for `1 <= freq <= TOTAL`, by a multiplication with `ceil(2^44 / freq)`.
+///
+/// Exact for every `x < 2^32`: the reciprocal exceeds `2^44 / freq` by less than 1, so the
+/// product overshoots `x / freq` by less than `x / 2^44 < 2^-12 <= 1 / freq`, while the
+/// fractional part of `x / freq` is at most `1 - 1 / freq`. A division costs several times the
+/// multiplication, and the encoder does one per symbol.
+#[inline]
+fn divide(x: u32, freq: u32) -> u32 {
+    static RECIPROCALS: OnceLock<Box<[u64]>> = OnceLock::new();
+    let reciprocals = RECIPROCALS.get_or_init(|| {
+        (0..=u64::from(TOTAL))
+            .map(|f| (1u64 << RECIPROCAL_SHIFT).div_ceil(f.max(1)))
+            .collect()
+    });
+    let m = reciprocals[freq as usize];
+    ((u128::from(x) * u128::from(m)) >> RECIPROCAL_SHIFT) as u32
 }
 
 /// Decodes the symbols of one stream in the order they were put.
@@ -728,6 +751,33 @@ mod tests {
                 prop_assert_eq!(sum, TOTAL);
                 prop_assert!(model.len() <= MAX_SYMBOLS);
             }
+        }
+    }
+
+    #[test]
+    fn reciprocal_division_is_exact() {
+        for freq in 1..=TOTAL {
+            for x in [
+                0,
+                1,
+                freq - 1,
+                freq,
+                freq + 1,
+                STATE_LOW,
+                u32::MAX - 1,
+                u32::MAX,
+            ] {
+                assert_eq!(divide(x, freq), x / freq, "{x} / {freq}");
+            }
+            let top = (u32::MAX / freq) * freq;
+            assert_eq!(divide(top - 1, freq), top / freq - 1);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn reciprocal_division_matches_division(x in any::<u32>(), freq in 1..=TOTAL) {
+            prop_assert_eq!(divide(x, freq), x / freq);
         }
     }
 
