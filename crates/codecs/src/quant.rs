@@ -143,6 +143,8 @@ impl RowDecoder<'_> {
         self.rows(out, cols);
     }
 
+    /// The row loop: per row its class, then its tokens a run at a time, each run decoded into
+    /// a small buffer and then dequantized, so that both loops stay short and in registers.
     #[inline(always)]
     fn rows(&mut self, out: &mut [f32], cols: usize) {
         let mut tokens = [0u32; RUN];
