@@ -1,6 +1,7 @@
 //! Size and speed of the quant codec on raw tensor dumps, against the order-0 oracle.
 //!
-//! Usage: `cargo run --release -p pwlc-codecs --example quant_bench -- DIR [BOUND...] [-v] [--max-classes=N]`
+//! Usage: `cargo run --release -p pwlc-codecs --example quant_bench -- DIR [BOUND...] [-v]
+//! [--max-classes=N] [--refine-passes=N] [--model-decode]`
 //!
 //! `DIR` holds pairs `NAME.f32` (little-endian f32 values) and `NAME.shape` (dimensions separated
 //! by spaces). For every absolute bound (default 5e-4 1e-3 2e-3) the example codes each tensor
@@ -11,7 +12,9 @@
 //! speed of the codec itself in MB of f32 per second (one thread). Speeds are per second of CPU
 //! time of the thread (from `/proc/thread-self/schedstat`, wall time where that is missing), so
 //! they stay meaningful on a loaded machine. `-v` adds one line per tensor; `--max-classes=N`
-//! sets [`quant::Options::max_classes`].
+//! sets [`quant::Options::max_classes`], `--refine-passes=N` [`quant::Options::refine_passes`]. `--model-decode` adds, per bound, the decoding of all
+//! tensors at once: the CPU-time speed of one thread, and the wall-time speed of one and of two
+//! threads that take tensors from a shared queue (as a pipeline parallel over tensors does).
 
 use pwlc_codecs::{quant, Bound, DType, Method, TensorRef};
 use std::collections::HashMap;
@@ -173,13 +176,70 @@ fn measure(t: &Tensor, bound: f64, options: &quant::Options) -> Result<Totals, B
     })
 }
 
+/// Decodes every payload (`(payload, rows, cols)`) with `threads` threads taking tensors from a
+/// shared queue, largest first; returns the wall seconds.
+fn decode_all(payloads: &[(Vec<u8>, usize, usize)], threads: usize) -> f64 {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((payload, rows, cols)) = payloads.get(i) else {
+                    break;
+                };
+                let decoded = quant::decode(payload, *rows, *cols);
+                assert!(decoded.is_ok(), "a payload does not decode");
+            });
+        }
+    });
+    start.elapsed().as_secs_f64()
+}
+
+/// Prints the speed of decoding all tensors: CPU time of one thread, wall time of 1 and 2 threads.
+fn model_decode(tensors: &[Tensor], bound: f64, options: &quant::Options) {
+    let mut payloads: Vec<(Vec<u8>, usize, usize)> = tensors
+        .iter()
+        .map(|t| {
+            let rows = pwlc_codecs::rows_of(&t.shape).max(1);
+            let bounds = vec![bound as f32; rows];
+            let payload = quant::encode(&t.values, rows, &bounds, options);
+            (payload, rows, t.values.len() / rows)
+        })
+        .collect();
+    payloads.sort_by_key(|(_, rows, cols)| std::cmp::Reverse(rows * cols));
+    let mb = tensors.iter().map(|t| t.values.len()).sum::<usize>() as f64 * 4.0 / 1e6;
+    let cpu = seconds_per_run(|| {
+        for (payload, rows, cols) in &payloads {
+            assert!(quant::decode(payload, *rows, *cols).is_ok());
+        }
+    });
+    let best_wall = |threads| {
+        (0..5)
+            .map(|_| decode_all(&payloads, threads))
+            .fold(f64::MAX, f64::min)
+    };
+    let (one, two) = (best_wall(1), best_wall(2));
+    println!(
+        "  model decode: {:.0} MB/s (1 thread, CPU time); wall: {:.0} MB/s 1 thread, {:.0} MB/s 2 threads ({:.2}x)",
+        mb / cpu,
+        mb / one,
+        mb / two,
+        one / two
+    );
+}
+
 fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let verbose = args.iter().any(|a| a == "-v");
+    let whole_model = args.iter().any(|a| a == "--model-decode");
     let mut options = quant::Options::default();
     for a in &args {
         if let Some(n) = a.strip_prefix("--max-classes=") {
             options.max_classes = n.parse()?;
+        }
+        if let Some(n) = a.strip_prefix("--refine-passes=") {
+            options.refine_passes = n.parse()?;
         }
     }
     let mut positional = args.iter().filter(|a| !a.starts_with('-'));
@@ -216,6 +276,9 @@ fn main() -> Result<(), Box<dyn Error>> {
             "{}",
             total.line(&format!("{} tensors, bound {bound:e}", tensors.len()))
         );
+        if whole_model {
+            model_decode(&tensors, bound, &options);
+        }
     }
     Ok(())
 }

@@ -26,6 +26,7 @@
 use std::collections::BinaryHeap;
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::OnceLock;
 
 use crate::bitio::{BitReader, BitWriter, ByteReader, PutBytes};
 use crate::CodecError;
@@ -43,21 +44,63 @@ const STATE_LOW: u32 = 1 << 16;
 const LANES: usize = 4;
 const HEADER_BYTES: usize = 4 * LANES;
 
-/// What the decoder needs for one of the `1 << PROB_BITS` slots of a model.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Slot {
-    symbol: u16,
-    freq: u16,
-    /// Position of the slot inside its symbol's range.
-    offset: u16,
-}
-
 /// A static model over symbols `0..len` with quantized frequencies summing to `1 << PROB_BITS`.
+///
+/// The model is what the encoder needs; the decoder reads through a [`DecodeTable`] built
+/// from it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Model {
     freq: Vec<u16>,
     start: Vec<u16>,
-    slots: Box<[Slot; TOTAL as usize]>,
+}
+
+/// The decoder's view of a [`Model`]: one `u64` per slot of the `1 << PROB_BITS` slots, holding
+/// the slot's position inside its symbol's range (bits 0..16), the symbol's frequency (bits
+/// 16..32) and a 32-bit value the caller attached to the symbol (bits 32..64; the symbol
+/// itself unless built with [`DecodeTable::with_values`]). One load per decoded symbol gives
+/// everything the decode step and the caller need.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DecodeTable {
+    slots: Box<[u64; TOTAL as usize]>,
+}
+
+impl fmt::Debug for DecodeTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DecodeTable").finish_non_exhaustive()
+    }
+}
+
+impl DecodeTable {
+    /// The table of `model`, each symbol standing for itself.
+    pub fn new(model: &Model) -> DecodeTable {
+        DecodeTable::with_values(model, |symbol| symbol)
+    }
+
+    /// The table of `model`, each symbol `s` standing for `value(s)` (what
+    /// [`Decoder::get`] and [`Decoder::get_many`] return).
+    pub fn with_values(model: &Model, value: impl Fn(u32) -> u32) -> DecodeTable {
+        // Built on the heap: `Box::new([0; TOTAL])` may build the array on the stack and copy it.
+        let mut slots: Box<[u64; TOTAL as usize]> = vec![0u64; TOTAL as usize]
+            .into_boxed_slice()
+            .try_into()
+            .unwrap_or_else(|_| Box::new([0; TOTAL as usize]));
+        let mut next = 0usize;
+        for (symbol, &f) in model.freq.iter().enumerate() {
+            let high = u64::from(value(symbol as u32)) << 32 | u64::from(f) << 16;
+            for (offset, slot) in slots[next..next + f as usize].iter_mut().enumerate() {
+                *slot = high | offset as u64;
+            }
+            next += f as usize;
+        }
+        DecodeTable { slots }
+    }
+
+    /// The slot of a decoder state.
+    #[inline(always)]
+    fn slot(&self, x: u32) -> u64 {
+        // The table has TOTAL entries: the masked index is always in range.
+        self.slots[(x & MASK) as usize]
+    }
 }
 
 impl fmt::Debug for Model {
@@ -86,23 +129,17 @@ impl Model {
         Ok(Model::from_freqs(quantize(counts)))
     }
 
-    /// Builds the lookup tables; `freq` must sum to `TOTAL` (checked by the callers).
+    /// The model of `freq`, which must sum to `TOTAL` (checked by the callers).
     fn from_freqs(freq: Vec<u16>) -> Model {
-        let mut start = Vec::with_capacity(freq.len());
-        let mut slots = Box::new([Slot::default(); TOTAL as usize]);
-        let mut next = 0usize;
-        for (symbol, &f) in freq.iter().enumerate() {
-            start.push(next as u16);
-            for (offset, slot) in slots[next..next + f as usize].iter_mut().enumerate() {
-                *slot = Slot {
-                    symbol: symbol as u16,
-                    freq: f,
-                    offset: offset as u16,
-                };
-            }
-            next += f as usize;
-        }
-        Model { freq, start, slots }
+        let start = freq
+            .iter()
+            .scan(0u16, |next, &f| {
+                let s = *next;
+                *next = next.wrapping_add(f);
+                Some(s)
+            })
+            .collect();
+        Model { freq, start }
     }
 
     /// Appends the compact serialization (see the module documentation).
@@ -416,7 +453,8 @@ impl<'m> Encoder<'m> {
                 words.push(*x as u16);
                 *x >>= 16;
             }
-            *x = ((*x / freq) << PROB_BITS) + (*x % freq) + start;
+            let q = divide(*x, freq);
+            *x = (q << PROB_BITS) + (*x - q * freq) + start;
         }
         let mut out = Vec::with_capacity(HEADER_BYTES + 2 * words.len());
         for x in states {
@@ -429,24 +467,47 @@ impl<'m> Encoder<'m> {
     }
 }
 
+/// Shift of the reciprocals in [`divide`].
+const RECIPROCAL_SHIFT: u32 = 32 + PROB_BITS;
+
+/// `x / freq` for `1 <= freq <= TOTAL`, by a multiplication with `ceil(2^44 / freq)`.
+///
+/// Exact for every `x < 2^32`: the reciprocal exceeds `2^44 / freq` by less than 1, so the
+/// product overshoots `x / freq` by less than `x / 2^44 < 2^-12 <= 1 / freq`, while the
+/// fractional part of `x / freq` is at most `1 - 1 / freq`. A division costs several times the
+/// multiplication, and the encoder does one per symbol.
+#[inline]
+fn divide(x: u32, freq: u32) -> u32 {
+    static RECIPROCALS: OnceLock<Box<[u64]>> = OnceLock::new();
+    let reciprocals = RECIPROCALS.get_or_init(|| {
+        (0..=u64::from(TOTAL))
+            .map(|f| (1u64 << RECIPROCAL_SHIFT).div_ceil(f.max(1)))
+            .collect()
+    });
+    let m = reciprocals[freq as usize];
+    ((u128::from(x) * u128::from(m)) >> RECIPROCAL_SHIFT) as u32
+}
+
 /// Decodes the symbols of one stream in the order they were put.
 ///
-/// [`Decoder::get`] is infallible for speed: reading past the end sets a sticky error flag that
-/// [`Decoder::finish`] reports, together with a check that the stream ended exactly where it
-/// should. Callers must call `finish` and propagate its error.
+/// [`Decoder::get`] and [`Decoder::get_many`] are infallible for speed: reading past the end
+/// shifts in zeros and is noticed by [`Decoder::finish`], together with a check that the stream
+/// ended exactly where it should. Callers must call `finish` and propagate its error.
 #[derive(Debug, Clone)]
 pub struct Decoder<'a> {
-    words: &'a [u8],
+    words: &'a [[u8; 2]],
+    /// A byte after the last whole word (an error that [`Decoder::finish`] reports).
+    odd_byte: bool,
+    /// Next word to read; passes `words.len()` when the stream is too short.
     pos: usize,
     /// The state of the lane coding the next symbol comes first.
     lanes: [u32; LANES],
-    ran_out: bool,
 }
 
 impl<'a> Decoder<'a> {
     /// A decoder over a complete stream written by [`Encoder::finish`] (and nothing after it).
     pub fn new(bytes: &'a [u8]) -> Result<Self, CodecError> {
-        let Some((header, words)) = bytes.split_first_chunk::<HEADER_BYTES>() else {
+        let Some((header, rest)) = bytes.split_first_chunk::<HEADER_BYTES>() else {
             return Err(CodecError::Corrupt("rANS stream shorter than its header"));
         };
         let mut lanes = [0u32; LANES];
@@ -458,48 +519,54 @@ impl<'a> Decoder<'a> {
                 "rANS stream has an invalid initial state",
             ));
         }
+        let (words, odd) = rest.as_chunks::<2>();
         Ok(Decoder {
             words,
+            odd_byte: !odd.is_empty(),
             pos: 0,
             lanes,
-            ran_out: false,
         })
     }
 
-    /// Decodes the next symbol with `model` (the model the encoder used for it).
+    /// Decodes the next symbol with `table` (built from the model the encoder used for it) and
+    /// returns the value the table attaches to the symbol.
     #[inline]
-    pub fn get(&mut self, model: &Model) -> u32 {
-        let x = self.lanes[0];
-        let slot = model.slots[(x & MASK) as usize];
-        // freq <= 2^PROB_BITS and x >> PROB_BITS < 2^(32 - PROB_BITS): no overflow.
-        let x = u32::from(slot.freq) * (x >> PROB_BITS) + u32::from(slot.offset);
-        let x = self.renormalize(x);
+    pub fn get(&mut self, table: &DecodeTable) -> u32 {
+        let (x, value) = step(self.lanes[0], table, self.words, &mut self.pos);
         self.lanes = [self.lanes[1], self.lanes[2], self.lanes[3], x];
-        u32::from(slot.symbol)
+        value
     }
 
-    /// Shifts the next word into a state that fell below `STATE_LOW`, without branches (whether
-    /// a word is needed is unpredictable).
-    #[inline(always)]
-    fn renormalize(&mut self, x: u32) -> u32 {
-        let need = x < STATE_LOW;
-        let word = self.words.get(self.pos..self.pos + 2);
-        let available = word.is_some();
-        let word = word.map_or(0, |w| u32::from(u16::from_le_bytes([w[0], w[1]])));
-        self.ran_out |= need & !available;
-        self.pos += 2 * usize::from(need & available);
-        if need {
-            (x << 16) | word
-        } else {
-            x
+    /// Decodes `out.len()` symbols that all use `table`, storing their values in `out`.
+    ///
+    /// Same result as calling [`Decoder::get`] for each, but the lanes stay in registers and
+    /// their steps interleave.
+    #[inline]
+    pub fn get_many(&mut self, table: &DecodeTable, out: &mut [u32]) {
+        let mut chunks = out.chunks_exact_mut(LANES);
+        let [mut a, mut b, mut c, mut d] = self.lanes;
+        let (words, mut pos) = (self.words, self.pos);
+        for chunk in &mut chunks {
+            let (x, value) = step(a, table, words, &mut pos);
+            (a, chunk[0]) = (x, value);
+            let (x, value) = step(b, table, words, &mut pos);
+            (b, chunk[1]) = (x, value);
+            let (x, value) = step(c, table, words, &mut pos);
+            (c, chunk[2]) = (x, value);
+            let (x, value) = step(d, table, words, &mut pos);
+            (d, chunk[3]) = (x, value);
+        }
+        (self.lanes, self.pos) = ([a, b, c, d], pos);
+        for slot in chunks.into_remainder() {
+            *slot = self.get(table);
         }
     }
 
     /// Checks that the stream was decoded completely and consistently.
     pub fn finish(self) -> Result<(), CodecError> {
-        if self.ran_out {
+        if self.pos > self.words.len() {
             Err(CodecError::Corrupt("rANS stream ends early"))
-        } else if self.pos != self.words.len() {
+        } else if self.pos != self.words.len() || self.odd_byte {
             Err(CodecError::Corrupt("rANS stream has trailing bytes"))
         } else if self.lanes.iter().any(|&x| x != STATE_LOW) {
             Err(CodecError::Corrupt(
@@ -509,6 +576,24 @@ impl<'a> Decoder<'a> {
             Ok(())
         }
     }
+}
+
+/// One decode step of state `x`: the new state and the symbol's value. A state that falls
+/// below `STATE_LOW` shifts in the word at `pos` (zero past the end) and advances `pos`,
+/// without branches (whether a word is needed is unpredictable).
+#[inline(always)]
+fn step(x: u32, table: &DecodeTable, words: &[[u8; 2]], pos: &mut usize) -> (u32, u32) {
+    let slot = table.slot(x);
+    let (offset, freq) = (slot as u16, (slot >> 16) as u16);
+    // freq <= 2^PROB_BITS and x >> PROB_BITS < 2^(32 - PROB_BITS): no overflow.
+    let x = u32::from(freq) * (x >> PROB_BITS) + u32::from(offset);
+    let need = x < STATE_LOW;
+    let word = words
+        .get(*pos)
+        .map_or(0, |w| u32::from(u16::from_le_bytes(*w)));
+    *pos += usize::from(need);
+    let x = if need { (x << 16) | word } else { x };
+    (x, (slot >> 32) as u32)
 }
 
 #[cfg(test)]
@@ -558,10 +643,34 @@ mod tests {
         fn round_trips_with_a_model_per_symbol((counts, picks) in models_and_symbols()) {
             let models = build(&counts);
             let (stream, expected) = encode_picks(&models, &picks);
+            let tables: Vec<DecodeTable> = models.iter().map(DecodeTable::new).collect();
             let mut dec = Decoder::new(&stream).unwrap();
             for &(m, symbol) in &expected {
-                prop_assert_eq!(dec.get(&models[m]), symbol);
+                prop_assert_eq!(dec.get(&tables[m]), symbol);
             }
+            prop_assert_eq!(dec.finish(), Ok(()));
+        }
+
+        #[test]
+        fn runs_decode_like_single_symbols(counts in vec(1u64..1000, 1..50), picks in vec(any::<usize>(), 0..500), runs in vec(0usize..40, 1..20)) {
+            let model = Model::from_counts(&counts).unwrap();
+            let symbols: Vec<u32> = picks.iter().map(|&p| (p % counts.len()) as u32).collect();
+            let mut enc = Encoder::new();
+            symbols.iter().for_each(|&s| enc.put(s, &model));
+            let stream = enc.finish();
+            let table = DecodeTable::with_values(&model, |s| s * 3 + 1);
+            let mut dec = Decoder::new(&stream).unwrap();
+            let mut decoded = Vec::new();
+            for &run in runs.iter().cycle().take(symbols.len() + 1) {
+                let mut out = vec![0u32; run.min(symbols.len() - decoded.len())];
+                dec.get_many(&table, &mut out);
+                decoded.extend(out);
+                if decoded.len() < symbols.len() {
+                    decoded.push(dec.get(&table));
+                }
+            }
+            let expected: Vec<u32> = symbols.iter().map(|&s| s * 3 + 1).collect();
+            prop_assert_eq!(decoded, expected);
             prop_assert_eq!(dec.finish(), Ok(()));
         }
 
@@ -582,9 +691,10 @@ mod tests {
             let models = build(&counts);
             let (stream, expected) = encode_picks(&models, &picks);
             let cut = cut % stream.len();
+            let tables: Vec<DecodeTable> = models.iter().map(DecodeTable::new).collect();
             if let Ok(mut dec) = Decoder::new(&stream[..cut]) {
                 for &(m, _) in &expected {
-                    dec.get(&models[m]);
+                    dec.get(&tables[m]);
                 }
                 prop_assert!(dec.finish().is_err());
             }
@@ -597,10 +707,11 @@ mod tests {
             picks in vec(any::<usize>(), 0..300),
         ) {
             let models: Vec<Model> = counts.iter().filter_map(|c| Model::from_counts(c).ok()).collect();
+            let tables: Vec<DecodeTable> = models.iter().map(DecodeTable::new).collect();
             if let (false, Ok(mut dec)) = (models.is_empty(), Decoder::new(&bytes)) {
                 for p in picks {
-                    let model = &models[p % models.len()];
-                    prop_assert!((dec.get(model) as usize) < model.len());
+                    let m = p % models.len();
+                    prop_assert!((dec.get(&tables[m]) as usize) < models[m].len());
                 }
                 let _ = dec.finish();
             }
@@ -644,6 +755,33 @@ mod tests {
     }
 
     #[test]
+    fn reciprocal_division_is_exact() {
+        for freq in 1..=TOTAL {
+            for x in [
+                0,
+                1,
+                freq - 1,
+                freq,
+                freq + 1,
+                STATE_LOW,
+                u32::MAX - 1,
+                u32::MAX,
+            ] {
+                assert_eq!(divide(x, freq), x / freq, "{x} / {freq}");
+            }
+            let top = (u32::MAX / freq) * freq;
+            assert_eq!(divide(top - 1, freq), top / freq - 1);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn reciprocal_division_matches_division(x in any::<u32>(), freq in 1..=TOTAL) {
+            prop_assert_eq!(divide(x, freq), x / freq);
+        }
+    }
+
+    #[test]
     fn single_symbol_models_cost_nothing() {
         let model = Model::from_counts(&[0, 0, 5, 0]).unwrap();
         assert_eq!(model.freq(2), TOTAL);
@@ -654,7 +792,8 @@ mod tests {
         let stream = enc.finish();
         assert_eq!(stream.len(), HEADER_BYTES);
         let mut dec = Decoder::new(&stream).unwrap();
-        assert!((0..10_000).all(|_| dec.get(&model) == 2));
+        let table = DecodeTable::new(&model);
+        assert!((0..10_000).all(|_| dec.get(&table) == 2));
         assert_eq!(dec.finish(), Ok(()));
         assert_eq!(model.cost_bits(&[0, 0, 1_000_000, 0]), 0.0);
     }
@@ -670,7 +809,8 @@ mod tests {
         symbols.iter().for_each(|&s| enc.put(s, &model));
         let stream = enc.finish();
         let mut dec = Decoder::new(&stream).unwrap();
-        assert!(symbols.iter().all(|&s| dec.get(&model) == s));
+        let table = DecodeTable::new(&model);
+        assert!(symbols.iter().all(|&s| dec.get(&table) == s));
         assert_eq!(dec.finish(), Ok(()));
         assert_eq!(model.cost_bits(&[0, 0, 0, 0, 0, 1]), f64::INFINITY);
     }
@@ -682,7 +822,7 @@ mod tests {
         assert!(Decoder::new(&stream[..HEADER_BYTES - 1]).is_err());
         let model = Model::from_counts(&[1, 1]).unwrap();
         let mut dec = Decoder::new(&stream).unwrap();
-        dec.get(&model);
+        dec.get(&DecodeTable::new(&model));
         assert!(dec.finish().is_err(), "one symbol too many must be noticed");
     }
 

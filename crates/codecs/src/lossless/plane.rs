@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use crate::bitio::{BitReader, BitWriter, ByteReader, PutBytes};
-use crate::entropy::rans::{Decoder, Encoder, Model};
+use crate::entropy::rans::{DecodeTable, Decoder, Encoder, Model};
 use crate::CodecError;
 
 /// Plane stored as packed bits.
@@ -183,9 +183,9 @@ pub(super) fn decode(
     match r.u8()? {
         RAW => decode_raw(r, n, bits),
         ORDER0 => {
-            let model = read_model(r, bits)?;
+            let table = DecodeTable::new(&read_model(r, bits)?);
             let mut dec = Decoder::new(r.block()?)?;
-            let symbols = (0..n).map(|_| dec.get(&model) as u16).collect();
+            let symbols = decode_order0(&mut dec, n, &table);
             dec.finish()?;
             Ok(symbols)
         }
@@ -233,11 +233,11 @@ fn decode_context(
             .get_mut(c)
             .ok_or(CodecError::Corrupt("lossless context out of range"))? = i;
         next = c + 1;
-        models.push(read_model(r, bits)?);
+        models.push(DecodeTable::new(&read_model(r, bits)?));
     }
     match r.u8()? {
         0 => {}
-        1 => models.push(read_model(r, bits)?),
+        1 => models.push(DecodeTable::new(&read_model(r, bits)?)),
         _ => return Err(CodecError::Corrupt("invalid lossless shared-model flag")),
     }
     if models.len() == count {
@@ -264,12 +264,24 @@ fn decode_context(
     Ok(symbols)
 }
 
+/// Decodes `n` symbols with one model, a few hundred at a time.
+fn decode_order0(dec: &mut Decoder<'_>, n: usize, table: &DecodeTable) -> Vec<u16> {
+    let mut symbols = Vec::with_capacity(n);
+    let mut run = [0u32; 256];
+    while symbols.len() < n {
+        let run = &mut run[..(n - symbols.len()).min(256)];
+        dec.get_many(table, run);
+        symbols.extend(run.iter().map(|&s| s as u16));
+    }
+    symbols
+}
+
 /// Decodes one symbol per context value. `table` has a power-of-two length and entries below
 /// `models.len()`.
 fn decode_with(
     dec: &mut Decoder<'_>,
     contexts: &[u16],
-    models: &[Model],
+    models: &[DecodeTable],
     table: &[usize],
 ) -> Vec<u16> {
     let mask = table.len() - 1;
@@ -283,7 +295,7 @@ fn decode_with(
 fn decode_after_previous(
     dec: &mut Decoder<'_>,
     n: usize,
-    models: &[Model],
+    models: &[DecodeTable],
     table: &[usize],
 ) -> Vec<u16> {
     let mask = table.len() - 1;

@@ -105,11 +105,15 @@ fn refine(hist: &RowHistograms, class_of_row: &mut [u8], classes: usize) -> bool
                 .map(|&(t, n)| n as f32 * lengths[t as usize])
                 .sum()
         };
-        let best = (0..classes)
-            .min_by(|&a, &b| cost(&costs[a]).total_cmp(&cost(&costs[b])))
-            .unwrap_or(0) as u8;
-        moved |= best != *class;
-        *class = best;
+        let mut best = (0u8, f32::INFINITY);
+        for (c, lengths) in costs.iter().enumerate() {
+            let bits = cost(lengths);
+            if bits < best.1 {
+                best = (c as u8, bits);
+            }
+        }
+        moved |= best.0 != *class;
+        *class = best.0;
     }
     moved
 }

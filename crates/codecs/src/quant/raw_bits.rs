@@ -1,63 +1,44 @@
-//! Reader of the raw-bit stream in the decoder's inner loop.
+//! Reader and writer of the raw-bit stream, for the codec's inner loops.
 //!
 //! Reads the same layout as [`crate::bitio::BitReader`] (least-significant bit first), which is
 //! what the encoder writes with. That reader refills byte by byte and returns a `Result` per
-//! read; the quant decoder reads raw bits for most values and needs a branch-light read, so
-//! this one refills 8 bytes at a time and, like the rANS decoder, records running past the end
-//! in a flag that [`RawBits::finish`] reports.
+//! read; the quant decoder reads raw bits for most values and needs a branch-free read, so this
+//! one loads the 8 bytes at the current bit position on every read (at least 57 valid bits) and,
+//! like the rANS decoder, leaves running past the end to [`RawBits::finish`] to report.
+//! [`RawBitsWriter`] writes the same bytes as `BitWriter`, four at a time instead of one.
 
 use crate::CodecError;
 
 /// Raw bits, least-significant first.
 pub struct RawBits<'a> {
     bytes: &'a [u8],
-    /// Next byte to load into `acc` (may pass `bytes.len()` when the stream is too short).
-    pos: usize,
-    acc: u64,
-    /// Valid bits in `acc`.
-    avail: u32,
+    /// Bits read so far (may pass `8 * bytes.len()` when the stream is too short).
+    position: usize,
 }
 
 impl<'a> RawBits<'a> {
     /// A reader over `bytes`.
     pub fn new(bytes: &'a [u8]) -> Self {
-        RawBits {
-            bytes,
-            pos: 0,
-            acc: 0,
-            avail: 0,
-        }
+        RawBits { bytes, position: 0 }
     }
 
     /// Reads `count <= 32` bits (zeros past the end of the stream).
-    #[inline]
+    #[inline(always)]
     pub fn read(&mut self, count: u32) -> u32 {
-        if self.avail < count {
-            self.refill();
-        }
-        let v = self.acc & ((1u64 << count) - 1);
-        self.acc >>= count;
-        self.avail -= count;
+        let at = self.position / 8;
+        let word = match self.bytes.get(at..).and_then(|b| b.first_chunk::<8>()) {
+            Some(w) => u64::from_le_bytes(*w),
+            None => self.tail_word(at),
+        };
+        let v = (word >> (self.position % 8)) & ((1u64 << count) - 1);
+        self.position += count as usize;
         v as u32
     }
 
-    /// Loads whole bytes until at least 56 bits are valid.
-    #[inline(never)]
-    fn refill(&mut self) {
-        let take = (63 - self.avail) / 8;
-        let word = match self.bytes.get(self.pos..self.pos + 8) {
-            Some(w) => u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]),
-            None => self.tail_word(),
-        };
-        let fresh = word & ((1u64 << (8 * take)) - 1);
-        self.acc |= fresh << self.avail;
-        self.pos += take as usize;
-        self.avail += 8 * take;
-    }
-
-    /// The (zero-padded) last bytes of the stream as a little-endian word.
-    fn tail_word(&self) -> u64 {
-        let rest = self.bytes.get(self.pos..).unwrap_or_default();
+    /// The (zero-padded) bytes from `at` on as a little-endian word.
+    #[cold]
+    fn tail_word(&self, at: usize) -> u64 {
+        let rest = self.bytes.get(at..).unwrap_or_default();
         rest.iter()
             .take(8)
             .enumerate()
@@ -66,7 +47,7 @@ impl<'a> RawBits<'a> {
 
     /// Checks that every bit read was in the stream and that no whole byte was left over.
     pub fn finish(self) -> Result<(), CodecError> {
-        let consumed = self.pos as u64 * 8 - self.avail as u64;
+        let consumed = self.position as u64;
         let length = self.bytes.len() as u64 * 8;
         if consumed > length {
             Err(CodecError::Corrupt("quant raw bits end early"))
@@ -75,6 +56,46 @@ impl<'a> RawBits<'a> {
         } else {
             Ok(())
         }
+    }
+}
+
+/// Writes raw bits, least-significant first.
+pub struct RawBitsWriter {
+    bytes: Vec<u8>,
+    acc: u64,
+    /// Valid bits in `acc` (below 32 between writes).
+    filled: u32,
+}
+
+impl RawBitsWriter {
+    /// An empty writer with room for `bytes` bytes.
+    pub fn with_capacity(bytes: usize) -> Self {
+        RawBitsWriter {
+            bytes: Vec::with_capacity(bytes),
+            acc: 0,
+            filled: 0,
+        }
+    }
+
+    /// Writes the low `count <= 32` bits of `value`.
+    #[inline]
+    pub fn write(&mut self, value: u32, count: u32) {
+        self.acc |= (u64::from(value) & ((1u64 << count) - 1)) << self.filled;
+        self.filled += count;
+        if self.filled >= 32 {
+            self.bytes
+                .extend_from_slice(&(self.acc as u32).to_le_bytes());
+            self.acc >>= 32;
+            self.filled -= 32;
+        }
+    }
+
+    /// Flushes the partial bytes (zero padded) and returns the stream.
+    pub fn finish(mut self) -> Vec<u8> {
+        let tail = self.filled.div_ceil(8) as usize;
+        self.bytes
+            .extend_from_slice(&self.acc.to_le_bytes()[..tail]);
+        self.bytes
     }
 }
 
@@ -98,6 +119,19 @@ mod tests {
                 prop_assert_eq!(r.read(n), v & mask);
             }
             prop_assert_eq!(r.finish(), Ok(()));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn writes_what_the_bit_writer_writes(items in proptest::collection::vec((any::<u32>(), 0u32..=32), 0..300)) {
+            let mut expected = BitWriter::new();
+            let mut w = RawBitsWriter::with_capacity(0);
+            for &(v, n) in &items {
+                expected.write(v.into(), n);
+                w.write(v, n);
+            }
+            prop_assert_eq!(w.finish(), expected.finish());
         }
     }
 
