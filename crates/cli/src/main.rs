@@ -1,5 +1,6 @@
 //! The `pwlc` command: a thin layer over the `pwlc` library.
 
+mod bench;
 mod progress;
 
 use std::path::{Path, PathBuf};
@@ -41,6 +42,8 @@ enum Command {
     Inspect(InspectArgs),
     /// Check every checksum of a .pwlc container and decode every tensor.
     Verify(InspectArgs),
+    /// Benchmarks: measure operating points, run the thesis sweeps, generate the results report.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -231,6 +234,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Compress(args) => with_threads(args.threads, || compress(&args)),
         Command::Decompress(args) => with_threads(args.threads, || decompress(&args)),
         Command::Inspect(args) => print_report(&pwlc::inspect(&args.input)?, args.json),
+        Command::Bench(args) => bench::run(args),
         Command::Verify(args) => {
             let bar = Bar::new("verify");
             let report = pwlc::verify(&args.input, &|d, t| bar.update(d, t));
