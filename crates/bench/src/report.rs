@@ -496,11 +496,11 @@ fn thesis_section(thesis: &ThesisFile) -> String {
 }
 
 fn sweep_table<'a>(title: &str, rows: impl Iterator<Item = &'a SweepRow>) -> String {
-    let mut md = format!("### {title}\n\n| model | config | ratio | bits/w | max err | RMSE | segments/w | top-1 agreement |\n|---|---|---|---|---|---|---|---|\n");
+    let mut md = format!("### {title}\n\n| model | config | ratio | bits/w | max err | RMSE | segments/w | rank / segment / table bits/w | slopes | literals | top-1 agreement |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in rows {
         let _ = writeln!(
             md,
-            "| {} | {} | {:.3}x | {:.3} | {:.2e} | {:.2e} | {:.3} | {} |",
+            "| {} | {} | {:.3}x | {:.3} | {:.2e} | {:.2e} | {:.3} | {:.2} / {:.2} / {:.2} | {} | {} | {} |",
             r.model,
             r.label,
             r.ratio,
@@ -508,6 +508,11 @@ fn sweep_table<'a>(title: &str, rows: impl Iterator<Item = &'a SweepRow>) -> Str
             r.max_abs_error,
             r.rmse,
             r.segments_per_weight,
+            r.rank_bits,
+            r.segment_bits,
+            r.table_bits,
+            r.slopes,
+            r.literals,
             opt(r.top1_agreement, |a| format!("{:.1}%", a * 100.0))
         );
     }

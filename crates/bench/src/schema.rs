@@ -186,6 +186,21 @@ pub struct SweepRow {
     pub rmse: f64,
     /// Line segments per weight.
     pub segments_per_weight: f64,
+    /// Bits per weight of the rank stream (the dense matrix).
+    #[serde(default)]
+    pub rank_bits: f64,
+    /// Bits per weight of the segment stream.
+    #[serde(default)]
+    pub segment_bits: f64,
+    /// Bits per weight of everything else (slope table, codes, grid steps, headers).
+    #[serde(default)]
+    pub table_bits: f64,
+    /// Slope-table entries summed over the tensors.
+    #[serde(default)]
+    pub slopes: usize,
+    /// Segments whose first value is stored as a plain f32.
+    #[serde(default)]
+    pub literals: usize,
     /// Top-1 agreement of the decoded classifier with the original, when evaluated.
     pub top1_agreement: Option<f64>,
 }

@@ -19,7 +19,7 @@ use crate::accuracy::{stem, Data, Evaluator, Measured};
 use crate::machine::{today, versions};
 use crate::{BenchError, Machine, MatrixRow, ModelRow, ScalingRow, SweepRow, ThesisFile};
 
-/// Images evaluated per model by default (each of the ~22 distinct configurations per model
+/// Images evaluated per model by default (each of the ~23 distinct configurations per model
 /// runs the network once on them).
 pub const DEFAULT_LIMIT: usize = 100;
 /// The tolerance of every sweep but the sweep of `p`.
@@ -172,6 +172,13 @@ fn configurations(p: f64) -> Vec<(&'static str, String, f64, Options)> {
             },
         ),
         (
+            "blocks of 256",
+            Options {
+                granularity: Granularity::Block(256),
+                ..d()
+            },
+        ),
+        (
             "coded permutation (~log2 n!)",
             Options {
                 rank_coding: RankCoding::Permutation,
@@ -214,7 +221,7 @@ struct Measurement {
     bytes: usize,
     max_abs_error: f64,
     sum_sq: f64,
-    segments: usize,
+    stats: pwl::Stats,
     accuracy: Option<Measured>,
 }
 
@@ -229,7 +236,12 @@ impl Measurement {
             bits_per_weight: self.bytes as f64 * 8.0 / n,
             max_abs_error: self.max_abs_error,
             rmse: (self.sum_sq / n).sqrt(),
-            segments_per_weight: self.segments as f64 / n,
+            segments_per_weight: self.stats.segments as f64 / n,
+            rank_bits: self.stats.rank_bytes as f64 * 8.0 / n,
+            segment_bits: self.stats.segment_bytes as f64 * 8.0 / n,
+            table_bits: self.stats.header_bytes as f64 * 8.0 / n,
+            slopes: self.stats.slopes,
+            literals: self.stats.literals,
             top1_agreement: match &self.accuracy {
                 Some(Measured::Images(i)) => Some(i.compressed.top1_agreement),
                 _ => None,
@@ -279,7 +291,7 @@ impl Sweep<'_> {
             bytes: 0,
             max_abs_error: 0.0,
             sum_sq: 0.0,
-            segments: 0,
+            stats: pwl::Stats::default(),
             accuracy: None,
         };
         let mut decoded = Vec::with_capacity(coded.len());
@@ -288,7 +300,7 @@ impl Sweep<'_> {
             m.bytes += c.bytes;
             m.max_abs_error = m.max_abs_error.max(c.max_abs_error);
             m.sum_sq += c.rmse * c.rmse * t.values.len() as f64;
-            m.segments += c.segments;
+            add_stats(&mut m.stats, &c.stats);
             decoded.push(c.tensor);
         }
         if let Some(evaluator) = self.evaluator {
@@ -303,8 +315,21 @@ struct TensorResult {
     bytes: usize,
     max_abs_error: f64,
     rmse: f64,
-    segments: usize,
+    stats: pwl::Stats,
     tensor: Tensor,
+}
+
+/// Adds the counts of `b` to `a`.
+fn add_stats(a: &mut pwl::Stats, b: &pwl::Stats) {
+    a.values += b.values;
+    a.groups += b.groups;
+    a.pieces += b.pieces;
+    a.segments += b.segments;
+    a.literals += b.literals;
+    a.slopes += b.slopes;
+    a.rank_bytes += b.rank_bytes;
+    a.segment_bytes += b.segment_bytes;
+    a.header_bytes += b.header_bytes;
 }
 
 fn code_tensor(
@@ -339,7 +364,7 @@ fn code_tensor(
         bytes: encoded.payload.len(),
         max_abs_error: encoded.max_abs_error,
         rmse: encoded.rmse,
-        segments: stats.segments,
+        stats,
         tensor: Tensor {
             name: t.name.clone(),
             dtype: DType::F32,
