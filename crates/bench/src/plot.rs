@@ -25,6 +25,8 @@ pub(crate) struct Axes {
     pub y_label: String,
     pub x_log: bool,
     pub y_log: bool,
+    /// Put the legend in the upper left corner (lower left otherwise).
+    pub legend_upper: bool,
 }
 
 /// Draws `series` as lines with point markers into an SVG file at `path`.
@@ -111,7 +113,11 @@ where
         .label_font(("sans-serif", 15))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerLeft)
+        .position(if axes.legend_upper {
+            SeriesLabelPosition::UpperLeft
+        } else {
+            SeriesLabelPosition::LowerLeft
+        })
         .draw()?;
     Ok(())
 }

@@ -12,9 +12,10 @@ use crate::machine::{today, versions};
 use crate::measure::{median, peak_rss_mb, timed_in_pool};
 use crate::{BenchError, BenchFile, Machine, Record};
 
-/// Images evaluated per image model by default: with the original's baseline computed once,
-/// a full run on MobileNetV2 and EfficientNet-Lite0 (7 variants each) stays well under 15
-/// minutes on 2 cores at about 17 images per second.
+/// Images evaluated per image model by default: with the original's baseline computed once, a
+/// run on MobileNetV2 and EfficientNet-Lite0 without anchors (8 network runs each) stays under
+/// 15 minutes on 2 cores. Measured on 2026-11-28 under a load average of 5-7 from another job:
+/// 15 s of peak-memory runs, then 283 s for MobileNetV2 and 297 s for EfficientNet-Lite0.
 pub const DEFAULT_LIMIT: usize = 250;
 
 /// Absolute bounds of the quant operating points.

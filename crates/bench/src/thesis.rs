@@ -116,7 +116,7 @@ fn thesis_model(
         file.images = Some(image.images);
     }
     file.models
-        .push(model_row(model, options, &default, evaluator.as_ref())?);
+        .push(model_row(model, options, default, evaluator.as_ref())?);
     log(&format!("{name}: matrix encodings"));
     file.matrix
         .extend(matrix_rows(&name, &tensors, default.bytes));
