@@ -14,8 +14,9 @@ use crate::{BenchError, BenchFile, Machine, Record};
 
 /// Images evaluated per image model by default: with the original's baseline computed once, a
 /// run on MobileNetV2 and EfficientNet-Lite0 without anchors (8 network runs each) stays under
-/// 15 minutes on 2 cores. Measured on 2026-11-28 under a load average of 5-7 from another job:
-/// 15 s of peak-memory runs, then 283 s for MobileNetV2 and 297 s for EfficientNet-Lite0.
+/// 15 minutes on 2 cores shared with other jobs: measured on 2026-11-28, 303 s in all at a load
+/// average of about 4.5, and 15 s + 283 s + 297 s within a run with anchors at a load of 5-7.
+/// Twice the images would take about twice as long, too close to the limit under load.
 pub const DEFAULT_LIMIT: usize = 250;
 
 /// Absolute bounds of the quant operating points.
