@@ -1,5 +1,5 @@
 """Dumps the tensors pwlc codes lossily (float32, >= 2 dims, >= 1024 elements) of ONNX models as raw files
-for the codec examples (quant_bench, thesis_sweep): DIR/NAME.f32 (little-endian values) and DIR/NAME.shape
+for the codec example quant_bench: DIR/NAME.f32 (little-endian values) and DIR/NAME.shape
 (dimensions separated by spaces).
 
 Usage: python scripts/dump_weights.py OUT_DIR MODEL.onnx [MODEL.onnx ...]   (needs: pip install onnx numpy)

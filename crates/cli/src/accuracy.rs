@@ -219,7 +219,8 @@ fn image_table(r: &ImageReport) -> String {
             percent(c.accuracy.top1),
             percent(c.accuracy.top5),
             percent(c.top1_agreement),
-            format!("{:.2}%", 100.0 * c.estimated_agreement),
+            c.estimated_agreement
+                .map_or("-".to_string(), |a| format!("{:.2}%", 100.0 * a)),
             c.mean_kl
         );
     }

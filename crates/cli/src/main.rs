@@ -1,6 +1,7 @@
 //! The `pwlc` command: a thin layer over the `pwlc` library.
 
 mod accuracy;
+mod bench;
 mod progress;
 
 use std::path::{Path, PathBuf};
@@ -49,6 +50,8 @@ enum Command {
     Eval(accuracy::EvalArgs),
     /// Find per-tensor error bounds that keep accuracy, and write the smallest such container.
     Tune(accuracy::TuneArgs),
+    /// Benchmarks: measure operating points, run the thesis sweeps, generate the results report.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -251,6 +254,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval(args) => accuracy::eval(&args),
         Command::Tune(args) => accuracy::tune(&args),
         Command::Inspect(args) => print_report(&pwlc::inspect(&args.input)?, args.json),
+        Command::Bench(args) => bench::run(args),
         Command::Verify(args) => {
             let bar = Bar::new("verify");
             let report = pwlc::verify(&args.input, &|d, t| bar.update(d, t));

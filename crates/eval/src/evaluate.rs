@@ -25,8 +25,10 @@ pub struct ClassifierComparison {
     /// Mean over images of KL(original softmax ‖ compressed softmax), in nats.
     pub mean_kl: f64,
     /// The top-1 agreement expected over a population of such images, estimated from every
-    /// image's logit margin (see [`crate::metrics::estimated_agreement`]).
-    pub estimated_agreement: f64,
+    /// image's logit margin (see [`crate::metrics::estimated_agreement`]); absent in reports
+    /// written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_agreement: Option<f64>,
 }
 
 /// Result of [`evaluate_images`].
@@ -274,7 +276,7 @@ fn compare_logits(base: &Outputs, other: &Outputs, labels: &[usize]) -> Classifi
         accuracy: accuracy(other, labels),
         top1_agreement: top1_agreement(base, other),
         mean_kl: mean_kl(base, other),
-        estimated_agreement: estimated_agreement(&base.data, &other.data, base.cols),
+        estimated_agreement: Some(estimated_agreement(&base.data, &other.data, base.cols)),
     }
 }
 

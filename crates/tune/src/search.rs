@@ -231,7 +231,7 @@ mod tests {
                 },
                 top1_agreement: 1.0,
                 mean_kl: 0.0,
-                estimated_agreement: 1.0,
+                estimated_agreement: Some(1.0),
             }),
             meets_target,
         }
