@@ -1,7 +1,6 @@
 //! `pwlc eval` and `pwlc tune`: accuracy of compressed models on real data.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
@@ -394,26 +393,23 @@ fn tune_options(args: &TuneArgs) -> Result<pwlc_tune::Options> {
 
 /// Runs the tuner with a progress line on stderr.
 fn search(args: &TuneArgs, calibration: &Data, options: &pwlc_tune::Options) -> Result<Tuned> {
-    let bar = Mutex::new(Bar::items("probe"));
+    let bar = Bar::items("probe");
     let quiet = args.json;
-    let mut report = |event: Event| {
-        let bar = bar.lock().unwrap_or_else(|e| e.into_inner());
-        match event {
-            Event::Probe { done, total, .. } => bar.update(done as u64, total as u64),
-            Event::Baseline { .. } => bar.finish(),
-            Event::Trial(trial) if !quiet => eprintln!(
-                "trial: scale {:.3e}, {:.3} bits/weight, distortion {:.3e}, {}",
-                trial.scale,
-                trial.bits_per_weight,
-                trial.quality.distortion(),
-                if trial.meets_target {
-                    "meets the target"
-                } else {
-                    "misses the target"
-                }
-            ),
-            Event::Trial(_) => {}
-        }
+    let mut report = |event: Event| match event {
+        Event::Probe { done, total, .. } => bar.update(done as u64, total as u64),
+        Event::Baseline { .. } => bar.finish(),
+        Event::Trial(trial) if !quiet => eprintln!(
+            "trial: scale {:.3e}, {:.3} bits/weight, distortion {:.3e}, {}",
+            trial.scale,
+            trial.bits_per_weight,
+            trial.quality.distortion(),
+            if trial.meets_target {
+                "meets the target"
+            } else {
+                "misses the target"
+            }
+        ),
+        Event::Trial(_) => {}
     };
     Ok(pwlc_tune::tune(
         &args.model,
