@@ -467,6 +467,10 @@ pub fn write_plots(bench: &BenchFile, dir: &Path) -> Result<Vec<Plot>, BenchErro
     Ok(plots)
 }
 
+/// Agreements below this are left out of the ratio-vs-agreement plots so that the region that
+/// matters, near 100%, is readable; the tables list every point.
+const MIN_PLOTTED_AGREEMENT: f64 = 0.9;
+
 /// (file suffix, axes, series) of each plot of one model.
 fn plot_specs(model: &str, records: &[&Record]) -> Vec<(&'static str, Axes, Vec<Series>)> {
     let axes = |title: &str, x: &str, y: &str, x_log, y_log| Axes {
@@ -483,13 +487,16 @@ fn plot_specs(model: &str, records: &[&Record]) -> Vec<(&'static str, Axes, Vec<
         (
             "ratio_vs_agreement",
             axes(
-                "whole-file ratio vs agreement with the original",
+                "whole-file ratio vs agreement with the original (points >= 90%)",
                 "ratio (whole file)",
                 "agreement (top-1 or nearest neighbour)",
                 false,
                 false,
             ),
-            series(records, |r| Some((r.ratio_file, agreement(r)?))),
+            series(records, |r| {
+                let agreement = agreement(r)?;
+                (agreement >= MIN_PLOTTED_AGREEMENT).then_some((r.ratio_file, agreement))
+            }),
         ),
         (
             "ratio_vs_error",
