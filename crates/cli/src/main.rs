@@ -83,7 +83,7 @@ struct CompressArgs {
     #[arg(long, value_name = "R")]
     rel_error: Option<f64>,
     /// pwl: tolerance p, the absolute bound of each weight from its line segment [default:
-    /// 1.5e-4].
+    /// 1e-4].
     #[arg(long, value_name = "P", conflicts_with = "p_rel")]
     p: Option<f64>,
     /// pwl: tolerance as a fraction of each row's standard deviation.
@@ -227,7 +227,7 @@ const DEFAULT_MAX_ERROR: f64 = 5e-4;
 /// The default absolute tolerance of `pwl`. Its errors sit closer to the tolerance than quant's
 /// (RMS about 0.72 p against 0.58 e), so it needs a tighter one for the same accuracy; measured
 /// in docs/METHOD.md ("Tuning bounds for accuracy").
-const DEFAULT_P: f64 = 1.5e-4;
+const DEFAULT_P: f64 = 1e-4;
 
 fn parse_format(name: &str) -> Result<Format, String> {
     Format::from_name(name).ok_or_else(|| {
