@@ -8,20 +8,9 @@
 use pwlc_codecs::{lossless, DType};
 use std::hint::black_box;
 use std::path::PathBuf;
-use std::time::Instant;
 
-/// Seconds of CPU time this thread has run (from `/proc/thread-self/schedstat`), or of wall
-/// time if the kernel does not say.
-fn now() -> f64 {
-    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .map_or_else(
-            || START.get_or_init(Instant::now).elapsed().as_secs_f64(),
-            |ns| ns as f64 * 1e-9,
-        )
-}
+mod common;
+use common::now;
 
 fn model_path() -> PathBuf {
     if let Some(path) = std::env::args().skip(1).find(|a| !a.starts_with('-')) {

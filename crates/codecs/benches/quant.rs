@@ -7,7 +7,9 @@
 
 use pwlc_codecs::quant::{decode, encode, Options};
 use std::hint::black_box;
-use std::time::Instant;
+
+mod common;
+use common::now;
 
 const ROWS: usize = 1024;
 const COLS: usize = 1024;
@@ -29,19 +31,6 @@ fn weights() -> Vec<f32> {
             (if unit() < 0.5 { magnitude } else { -magnitude }) as f32
         })
         .collect()
-}
-
-/// Seconds of CPU time this thread has run (from `/proc/thread-self/schedstat`, so that the
-/// numbers stay meaningful on a loaded machine), or of wall time if the kernel does not say.
-fn now() -> f64 {
-    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .map_or_else(
-            || START.get_or_init(Instant::now).elapsed().as_secs_f64(),
-            |ns| ns as f64 * 1e-9,
-        )
 }
 
 /// Mean time of `runs` calls of `f`, in seconds.

@@ -8,22 +8,11 @@
 
 use pwlc_codecs::entropy::rans::{DecodeTable, Decoder, Encoder, Model};
 use std::hint::black_box;
-use std::time::Instant;
+
+mod common;
+use common::now;
 
 const SYMBOLS: usize = 20_000_000;
-
-/// Seconds of CPU time this thread has run (from `/proc/thread-self/schedstat`), or of wall
-/// time if the kernel does not say.
-fn now() -> f64 {
-    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .map_or_else(
-            || START.get_or_init(Instant::now).elapsed().as_secs_f64(),
-            |ns| ns as f64 * 1e-9,
-        )
-}
 
 /// Symbols 0..24 with counts falling by 0.7 from one to the next, drawn with a xorshift generator.
 fn symbols() -> (Vec<u64>, Vec<u32>) {

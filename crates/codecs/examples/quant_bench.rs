@@ -22,6 +22,10 @@ use std::error::Error;
 use std::path::Path;
 use std::time::Instant;
 
+#[path = "../benches/common/mod.rs"]
+mod common;
+use common::now;
+
 /// One tensor dump.
 struct Tensor {
     name: String,
@@ -109,20 +113,6 @@ impl Totals {
         self.exceptions += other.exceptions;
         self.encode_secs += other.encode_secs;
         self.decode_secs += other.decode_secs;
-    }
-}
-
-/// Seconds of CPU time this thread has run, or of wall time if the kernel does not say.
-fn now() -> f64 {
-    let cpu_ns = std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
-    match cpu_ns {
-        Some(ns) => ns as f64 * 1e-9,
-        None => {
-            static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-            START.get_or_init(Instant::now).elapsed().as_secs_f64()
-        }
     }
 }
 

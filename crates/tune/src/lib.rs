@@ -183,7 +183,7 @@ pub fn tune(
         .zip(&probes)
         .map(|(tensor, probe)| TensorBound {
             name: tensor.tensor.name.clone(),
-            elements: tensor.values.len() as u64,
+            elements: tensor.elements as u64,
             rms: tensor.rms,
             sensitivity: probe.sensitivity,
             bound: search::bound_at(chosen.scale, tensor, probe, options),
@@ -198,10 +198,10 @@ pub fn tune(
     })
 }
 
-/// A tensor the policy codes lossily, with its values as `f32`.
+/// A tensor the policy codes lossily, with its size and the root mean square of its values.
 pub(crate) struct LossyTensor {
     pub tensor: Tensor,
-    pub values: Vec<f32>,
+    pub elements: usize,
     pub rms: f64,
 }
 
@@ -226,7 +226,7 @@ fn lossy_tensors(model: &Path, policy: &Policy) -> Result<Vec<LossyTensor>, Tune
         let rms = (squares / values.len().max(1) as f64).sqrt();
         lossy.push(LossyTensor {
             tensor,
-            values,
+            elements: values.len(),
             rms,
         });
     }

@@ -42,7 +42,7 @@ pub(crate) fn bound_at(scale: f64, tensor: &LossyTensor, probe: &Probe, options:
     if probe.sensitivity <= 0.0 {
         return cap;
     }
-    let elements = tensor.values.len() as f64;
+    let elements = tensor.elements as f64;
     (scale * (elements / probe.sensitivity).sqrt()).min(cap)
 }
 
@@ -124,7 +124,7 @@ pub(crate) fn best(trials: &[Trial]) -> Option<&Trial> {
 /// The scale whose predicted distortion equals that of one uniform bound [`START_BOUND`] on
 /// every tensor: `Σ k e² = λ² Σ n` at `e = START_BOUND`.
 fn initial_scale(lossy: &[LossyTensor], probes: &[Probe]) -> f64 {
-    let elements: f64 = lossy.iter().map(|t| t.values.len() as f64).sum();
+    let elements: f64 = lossy.iter().map(|t| t.elements as f64).sum();
     let sensitivity: f64 = probes.iter().map(|p| p.sensitivity).sum();
     if sensitivity > 0.0 && elements > 0.0 {
         START_BOUND * (sensitivity / elements).sqrt()
@@ -151,7 +151,7 @@ fn measure_at(
     let variant: Vec<Tensor> = coded.into_iter().map(|(tensor, _)| tensor).collect();
     let network = Network::from_onnx(model, Some(&variant))?;
     let quality = baseline.measure(&network)?;
-    let weights: usize = lossy.iter().map(|t| t.values.len()).sum();
+    let weights: usize = lossy.iter().map(|t| t.elements).sum();
     Ok(Trial {
         scale,
         coded_bytes,
@@ -211,7 +211,7 @@ mod tests {
                 data: data.into(),
             },
             rms: f64::from(value.abs()),
-            values,
+            elements,
         }
     }
 
@@ -275,7 +275,7 @@ mod tests {
             .iter()
             .zip(&probes)
             .map(|(t, p)| {
-                let e = scale * (t.values.len() as f64 / p.sensitivity).sqrt();
+                let e = scale * (t.elements as f64 / p.sensitivity).sqrt();
                 p.sensitivity * e * e
             })
             .sum();
