@@ -3,13 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
+use crate::common::pwlc;
 use predicates::prelude::*;
 use serde_json::Value;
-
-fn pwlc() -> Command {
-    Command::cargo_bin("pwlc").expect("the pwlc binary is built")
-}
 
 /// The shared data folder, or `None` (with a note) when it is absent.
 fn shared(test: &str) -> Option<PathBuf> {

@@ -1,6 +1,6 @@
 //! Preprocessing against values computed with PIL and numpy (tests/fixtures/make_fixture.py).
 
-mod common;
+use crate::common;
 
 use pwlc_eval::Preprocess;
 

@@ -2,14 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
+use crate::common::pwlc;
 use bytes::Bytes;
 use predicates::prelude::*;
 use pwlc::models::{write_fresh, DType, Format, Tensor};
-
-fn pwlc() -> Command {
-    Command::cargo_bin("pwlc").expect("the pwlc binary is built")
-}
 
 /// A small safetensors model with one 32x64 weight of smooth pseudo-random values.
 fn model(dir: &Path) -> PathBuf {

@@ -1,6 +1,6 @@
 //! File name → ImageNet-1k class index.
 
-mod common;
+use crate::common;
 
 use pwlc_eval::labels::{class_index, label_for_file_name};
 use pwlc_eval::{EvalError, ImageSet, Preprocess};

@@ -2,7 +2,7 @@
 //! models.json. Slow in debug builds, so ignored by default:
 //! `cargo test -p pwlc-eval --release --test sample -- --ignored --nocapture`.
 
-mod common;
+use crate::common;
 
 use std::time::Instant;
 

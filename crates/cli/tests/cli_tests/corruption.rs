@@ -15,13 +15,11 @@
 //!
 //! The file also checks that `--threads` changes no output byte of `compress` or `decompress`.
 
-mod common;
-
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{f32_tensor, pwlc};
+use crate::common::{f32_tensor, pwlc};
 use pwlc::models::{write_fresh, Format, Tensor};
 use tempfile::TempDir;
 

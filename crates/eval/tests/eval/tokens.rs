@@ -1,6 +1,6 @@
 //! The sentence-embedding network on the shared tokens (needs the shared data).
 
-mod common;
+use crate::common;
 
 use npyz::WriterBuilder;
 use pwlc_eval::{evaluate_tokens, Network, TokenSet};

@@ -1,6 +1,6 @@
 //! Loading ONNX networks with replaced weights and running them (needs the shared models).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

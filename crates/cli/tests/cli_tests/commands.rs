@@ -1,10 +1,8 @@
 //! End-to-end tests of the `pwlc` binary: round trips and every error path a user can hit.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::{f32_tensor, pwlc};
+use crate::common::{f32_tensor, pwlc};
 use predicates::prelude::*;
 use pwlc::models::{write_fresh, Format};
 
