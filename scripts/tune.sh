@@ -9,7 +9,7 @@ shared=${PWLC_SHARED:-$root/../shared}
 out=${1:-$root/target/tune}
 mkdir -p "$out"
 cargo build --release -j2 --quiet -p pwlc-cli
-pwlc="$root/target/release/pwlc"
+pwlc="${CARGO_TARGET_DIR:-$root/target}/release/pwlc"
 
 run() {
   local name=$1

@@ -202,11 +202,20 @@ class EndToEndTest(TinyModelCase):
             self.assertEqual(y.shape, ref.shape)
             self.assertFalse(np.array_equal(y, ref), f"{r['method']} {r['param']} left the weights unchanged")
 
-    def test_rerun_replaces_only_the_remeasured_model(self) -> None:
-        previous = [{"model": "other", "method": "x"}, {"model": "tiny", "method": "old"}]
-        new = [{"model": "tiny", "method": "new"}]
+    def test_rerun_replaces_only_the_remeasured_model_and_methods(self) -> None:
+        previous = [
+            {"model": "other", "method": "sz3", "param": "a"},
+            {"model": "tiny", "method": "sz3", "param": "b"},
+            {"model": "tiny", "method": "nncodec", "param": "c"},
+        ]
+        new = [{"model": "tiny", "method": "nncodec", "param": "d"}]
         merged = anchors.merge_records(previous, new)
-        self.assertEqual([r["method"] for r in merged], ["x", "new"])
+        self.assertEqual([r["param"] for r in merged], ["a", "b", "d"])
+
+    def test_methods_select_operating_points(self) -> None:
+        points = anchors.operating_points(quick=True, methods={"nncodec", "int8"})
+        self.assertEqual({p.method for p in points}, {"nncodec", "int8"})
+        self.assertEqual(len(points), len(anchors.NNCODEC_QPS_QUICK) + 1)
 
 
 if __name__ == "__main__":

@@ -113,15 +113,29 @@ impl DataArgs {
     }
 }
 
+/// One half of the data, split as `pwlc tune` splits it.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Split {
+    /// Items 0, 2, 4, ... (file-name order for images): what `pwlc tune` calibrates on.
+    Calibration,
+    /// Items 1, 3, 5, ...: what `pwlc tune` reports on.
+    HeldOut,
+}
+
 #[derive(Args)]
 pub struct EvalArgs {
     /// The original ONNX model.
     model: PathBuf,
-    /// A .pwlc container of this model to compare with the original.
+    /// The model to compare with the original: a .pwlc container of it, or a model file with
+    /// the same tensor names (e.g. decoded by another tool), whose tensors replace the
+    /// original's.
     #[arg(long, value_name = "FILE")]
     compressed: Option<PathBuf>,
     #[command(flatten)]
     data: DataArgs,
+    /// Evaluate only one half of the data, as `pwlc tune` splits it (after --limit).
+    #[arg(long, value_enum)]
+    split: Option<Split>,
     /// Print the report as JSON on stdout instead of a table.
     #[arg(long)]
     json: bool,
@@ -130,9 +144,16 @@ pub struct EvalArgs {
 /// `pwlc eval`.
 pub fn eval(args: &EvalArgs) -> Result<()> {
     let data = args.data.load(&args.model)?;
+    let data = match args.split {
+        None => data,
+        Some(Split::Calibration) => data.split_alternating().0,
+        Some(Split::HeldOut) => data.split_alternating().1,
+    };
+    anyhow::ensure!(!data.is_empty(), "no items in the chosen half of the data");
     let original = Network::from_onnx(&args.model, None)?;
     let compressed = match &args.compressed {
-        Some(container) => Some(compressed_network(&args.model, container)?),
+        Some(path) if is_container(path)? => Some(compressed_network(&args.model, path)?),
+        Some(path) => Some(replaced_network(&args.model, path)?),
         None => None,
     };
     let bar = Bar::items("evaluate");
@@ -170,6 +191,30 @@ fn compressed_network(model: &Path, container: &Path) -> Result<Network> {
         format!(
             "{} does not fit {} (was it compressed from another model?)",
             container.display(),
+            model.display()
+        )
+    })
+}
+
+/// Whether `path` starts with the .pwlc magic bytes.
+fn is_container(path: &Path) -> Result<bool> {
+    use std::io::Read;
+    let mut head = [0u8; pwlc::container::MAGIC.len()];
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let read = file
+        .read(&mut head)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    Ok(read == head.len() && head == pwlc::container::MAGIC)
+}
+
+/// The original network with the tensors of the model file `other` swapped in.
+fn replaced_network(model: &Path, other: &Path) -> Result<Network> {
+    let tensors = pwlc::models::read(other)?.tensors;
+    Network::from_onnx(model, Some(&tensors)).with_context(|| {
+        format!(
+            "the tensors of {} do not fit {}",
+            other.display(),
             model.display()
         )
     })

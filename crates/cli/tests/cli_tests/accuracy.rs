@@ -138,6 +138,84 @@ fn a_lossless_container_evaluates_exactly_like_the_original() {
 }
 
 #[test]
+fn a_decompressed_model_file_evaluates_like_its_container_on_one_half() {
+    let Some(shared) = shared("a_decompressed_model_file_evaluates_like_its_container_on_one_half")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let model = shared.join("models/mobilenet_v2.onnx");
+    let container = dir.path().join("m.pwlc");
+    let decompressed = dir.path().join("m.onnx");
+    pwlc()
+        .arg("compress")
+        .arg(&model)
+        .arg("-o")
+        .arg(&container)
+        .assert()
+        .success();
+    pwlc()
+        .arg("decompress")
+        .arg(&container)
+        .arg("-o")
+        .arg(&decompressed)
+        .assert()
+        .success();
+    let report = |compressed: &Path| {
+        let out = pwlc()
+            .arg("eval")
+            .arg(&model)
+            .arg("--compressed")
+            .arg(compressed)
+            .arg("--images")
+            .arg(shared.join("data/imagenet-sample"))
+            .args(["--limit", "9", "--split", "held-out", "--json"])
+            .assert()
+            .success();
+        json(&out.get_output().stdout)
+    };
+    let from_container = report(&container);
+    assert_eq!(from_container["images"], 4, "items 1, 3, 5, 7 of 9");
+    assert!(from_container["compressed"]["mean_kl"].as_f64().unwrap() > 0.0);
+    assert_eq!(report(&decompressed), from_container);
+}
+
+#[test]
+fn an_empty_half_and_an_unreadable_comparison_file_are_errors() {
+    let Some(shared) = shared("an_empty_half_and_an_unreadable_comparison_file_are_errors") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let model = shared.join("models/mobilenet_v2.onnx");
+    let images = shared.join("data/imagenet-sample");
+    pwlc()
+        .arg("eval")
+        .arg(&model)
+        .arg("--images")
+        .arg(&images)
+        .args(["--limit", "1", "--split", "held-out"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no items in the chosen half"));
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "not a model").unwrap();
+    pwlc()
+        .arg("eval")
+        .arg(&model)
+        .arg("--compressed")
+        .arg(&notes)
+        .arg("--images")
+        .arg(&images)
+        .args(["--limit", "2"])
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("notes.txt")
+                .and(predicate::str::contains("unknown model format")),
+        );
+}
+
+#[test]
 fn a_container_of_another_model_is_refused() {
     let Some(shared) = shared("a_container_of_another_model_is_refused") else {
         return;
