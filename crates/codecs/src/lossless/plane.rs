@@ -166,7 +166,7 @@ impl Plan {
 }
 
 /// Per-context models: a context gets its own model where that beats coding its symbols with
-/// the plane's overall model (model size included); the others share one model.
+/// the model shared by the other contexts (model size included); the others share one model.
 struct ContextModels {
     /// Context value and its model, by increasing context.
     own: Vec<(usize, Model)>,
@@ -175,9 +175,45 @@ struct ContextModels {
     table: Vec<usize>,
 }
 
+/// A context that occurs in a plane: its symbol counts, and the model of its own with that
+/// model's cost (serialization included), if the counts make one.
+struct Candidate<'a> {
+    context: usize,
+    row: &'a [u64],
+    own: Option<(Model, f64)>,
+}
+
+impl Candidate<'_> {
+    /// True if the context's own model codes it in fewer bits than `shared`.
+    fn beats(&self, shared: &Model) -> bool {
+        self.own
+            .as_ref()
+            .is_some_and(|(_, bits)| *bits < shared.cost_bits(self.row))
+    }
+}
+
+/// Which candidates get their own model against `shared`, and the counts of the others.
+fn assign(candidates: &[Candidate<'_>], shared: &Model, alphabet: usize) -> (Vec<bool>, Vec<u64>) {
+    let mut rest = vec![0u64; alphabet];
+    let own = candidates
+        .iter()
+        .map(|c| {
+            let own = c.beats(shared);
+            if !own {
+                rest.iter_mut().zip(c.row).for_each(|(r, n)| *r += n);
+            }
+            own
+        })
+        .collect();
+    (own, rest)
+}
+
 impl ContextModels {
     /// The models of `symbols` (histogram `counts`) in their `contexts`, and the bits the
     /// symbols cost with them.
+    ///
+    /// Contexts are first split against the plane's overall model, then once more against the
+    /// model shared by the contexts that the first split left without a model of their own.
     fn build(
         symbols: &[u16],
         counts: &[u64],
@@ -193,20 +229,34 @@ impl ContextModels {
             }
             row[s as usize] += 1;
         }
+        let candidates: Vec<Candidate<'_>> = rows
+            .iter()
+            .enumerate()
+            .filter(|(_, row)| !row.is_empty())
+            .map(|(context, row)| Candidate {
+                context,
+                row,
+                own: Model::from_counts(row).ok().map(|m| {
+                    let bits = own_cost(&m, row);
+                    (m, bits)
+                }),
+            })
+            .collect();
         let overall = Model::from_counts(counts).ok()?;
-        let (mut own, mut cost) = (Vec::new(), 0.0);
-        let mut rest = vec![0u64; alphabet];
-        for (c, row) in rows.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
-            match Model::from_counts(row) {
-                Ok(m) if own_cost(&m, row) < overall.cost_bits(row) => {
-                    cost += m.cost_bits(row);
-                    own.push((c, m));
-                }
-                _ => rest.iter_mut().zip(row).for_each(|(r, n)| *r += n),
+        let (first, rest) = assign(&candidates, &overall, alphabet);
+        let (uses_own, rest) = match Model::from_counts(&rest) {
+            Ok(shared) => assign(&candidates, &shared, alphabet),
+            Err(_) => (first, rest),
+        };
+        let shared = Model::from_counts(&rest).ok();
+        let mut cost = shared.as_ref().map_or(0.0, |m| m.cost_bits(&rest));
+        let mut own = Vec::new();
+        for (candidate, _) in candidates.into_iter().zip(uses_own).filter(|(_, u)| *u) {
+            if let Some((model, _)) = candidate.own {
+                cost += model.cost_bits(candidate.row);
+                own.push((candidate.context, model));
             }
         }
-        let shared = Model::from_counts(&rest).ok();
-        cost += shared.as_ref().map_or(0.0, |m| m.cost_bits(&rest));
         let mut table = vec![own.len(); 1 << ctx_bits];
         own.iter().enumerate().for_each(|(i, (c, _))| table[*c] = i);
         Some((ContextModels { own, shared, table }, cost))
