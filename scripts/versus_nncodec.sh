@@ -35,6 +35,10 @@ PY
 while IFS=$'\t' read -r model param ratio onnx; do
   result="$out/$model-${param//=/}.json"
   [ -s "$result" ] && continue
+  if [ ! -f "$onnx" ]; then
+    echo "$model $param: $onnx not found (rerun bench/anchors/run.sh --methods nncodec $model); not evaluated" >&2
+    continue
+  fi
   # shellcheck disable=SC2046
   "$pwlc" eval "$shared/models/$model.onnx" --compressed "$onnx" $(data_args "$model") \
     --split held-out --json > "$result.tmp"
@@ -56,7 +60,10 @@ def quality(report):
 points = {}
 for line in (out / "points.tsv").read_text().splitlines():
     model, param, ratio, _ = line.split("\t")
-    report = json.loads((out / f"{model}-{param.replace('=', '')}.json").read_text())
+    path = out / f"{model}-{param.replace('=', '')}.json"
+    if not path.exists():
+        continue
+    report = json.loads(path.read_text())
     points.setdefault(model, []).append((float(ratio), param, *quality(report)))
 
 print("| model | target (held-out half) | pwlc tune (quant) | NNCodec, best qualifying point | pwlc / NNCodec | NNCodec points (ratio, held-out quality) |")
