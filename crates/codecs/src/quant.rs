@@ -147,8 +147,7 @@ impl RowDecoder<'_> {
     /// registers, and appended to `out` (which is never filled with zeros first).
     #[inline(always)]
     fn rows(&mut self, out: &mut Vec<f32>, rows: usize, cols: usize) {
-        let mut tokens = [0u32; RUN];
-        let mut values = [0f32; RUN];
+        let (mut tokens, mut z, mut values) = ([0u32; RUN], [0u32; RUN], [0f32; RUN]);
         for row in 0..rows {
             let class = match &self.class_table {
                 Some(t) => self.symbols.get(t) as usize,
@@ -160,10 +159,10 @@ impl RowDecoder<'_> {
             let mut left = cols;
             while left > 0 {
                 let run = left.min(RUN);
-                let (tokens, values) = (&mut tokens[..run], &mut values[..run]);
+                let (tokens, z, values) = (&mut tokens[..run], &mut z[..run], &mut values[..run]);
                 self.symbols.get_many(table, tokens);
                 self.bits
-                    .window(|bits| dequantize(tokens, bits, self.lsb, step, values));
+                    .window(|bits| dequantize(tokens, bits, self.lsb, step, z, values));
                 out.extend_from_slice(values);
                 left -= run;
             }
@@ -175,7 +174,7 @@ impl RowDecoder<'_> {
 const RUN: usize = raw_bits::WINDOW_READS;
 
 /// Bits of a packed token ([`pack_token`]) that hold the base of the zigzag index; the raw bit
-/// count takes the 6 bits above.
+/// count (at most [`VERBATIM_BITS`]) takes the 6 bits above.
 const BASE_BITS: u32 = 26;
 
 /// A token's [`TokenInfo`] in one `u32`: the raw bit count above [`BASE_BITS`] bits of base.
@@ -183,18 +182,37 @@ fn pack_token(info: TokenInfo) -> u32 {
     info.raw_bits << BASE_BITS | info.base
 }
 
-/// Turns packed tokens into values: reads each token's raw bits and scales its index by `step`.
+/// Turns packed tokens into values: reads each token's raw bits to form its zigzag index in `z`
+/// (verbatim values: their bits), scales all indices by `step` in a loop the compiler
+/// vectorizes, and then puts the verbatim values (rare) in place.
 #[inline(always)]
-fn dequantize(tokens: &[u32], bits: &mut Window<'_>, lsb: u32, step: f32, out: &mut [f32]) {
-    for (slot, &token) in out.iter_mut().zip(tokens) {
-        let count = token >> BASE_BITS;
-        let raw = bits.read(count);
-        *slot = if count == VERBATIM_BITS {
-            f32::from_bits(raw)
-        } else {
-            let z = (token & ((1 << BASE_BITS) - 1)) + (raw << (lsb % 32));
-            token::unzigzag(z) as f32 * step
-        };
+fn dequantize(
+    tokens: &[u32],
+    bits: &mut Window<'_>,
+    lsb: u32,
+    step: f32,
+    z: &mut [u32],
+    out: &mut [f32],
+) {
+    for (z, &token) in z.iter_mut().zip(tokens) {
+        let raw = bits.read(token >> BASE_BITS);
+        // A rotation instead of a shift: the same for raw bits of an index (fewer than
+        // 32 - lsb), and it keeps all bits of a verbatim value (whose base is 0).
+        *z = (token & ((1 << BASE_BITS) - 1)) + raw.rotate_left(lsb);
+    }
+    for (slot, &z) in out.iter_mut().zip(&*z) {
+        *slot = token::unzigzag(z) as f32 * step;
+    }
+    // The top bit of a token is set only for VERBATIM_BITS (the other counts are below 32).
+    if tokens.iter().fold(0, |any, &t| any | t) >> 31 != 0 {
+        for ((slot, &z), _) in out
+            .iter_mut()
+            .zip(&*z)
+            .zip(tokens)
+            .filter(|(_, &t)| t >> BASE_BITS == VERBATIM_BITS)
+        {
+            *slot = f32::from_bits(z.rotate_right(lsb));
+        }
     }
 }
 

@@ -54,14 +54,23 @@ pub struct Model {
     start: Vec<u16>,
 }
 
-/// The decoder's view of a [`Model`]: one `u64` per slot of the `1 << PROB_BITS` slots, holding
-/// the slot's position inside its symbol's range (bits 0..16), the symbol's frequency (bits
-/// 16..32) and a 32-bit value the caller attached to the symbol (bits 32..64; the symbol
-/// itself unless built with [`DecodeTable::with_values`]). One load per decoded symbol gives
-/// everything the decode step and the caller need.
+/// The decoder's view of a [`Model`]: one [`Slot`] per slot of the `1 << PROB_BITS` slots.
+/// One cache line per decoded symbol gives everything the decode step and the caller need.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DecodeTable {
-    slots: Box<[u64; TOTAL as usize]>,
+    slots: Box<[Slot; TOTAL as usize]>,
+}
+
+/// A decode table entry: the slot's position inside its symbol's range, the symbol's
+/// frequency, and a 32-bit value the caller attached to the symbol (the symbol itself unless
+/// built with [`DecodeTable::with_values`]). Separate fields rather than one packed word:
+/// the decoder loads each with one instruction instead of shifting and masking.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C)]
+struct Slot {
+    offset: u16,
+    freq: u16,
+    value: u32,
 }
 
 impl fmt::Debug for DecodeTable {
@@ -80,26 +89,30 @@ impl DecodeTable {
     /// [`Decoder::get`] and [`Decoder::get_many`] return).
     pub fn with_values(model: &Model, value: impl Fn(u32) -> u32) -> DecodeTable {
         // Built on the heap: `Box::new([0; TOTAL])` may build the array on the stack and copy it.
-        let mut slots: Box<[u64; TOTAL as usize]> = vec![0u64; TOTAL as usize]
+        let mut slots: Box<[Slot; TOTAL as usize]> = vec![Slot::default(); TOTAL as usize]
             .into_boxed_slice()
             .try_into()
-            .unwrap_or_else(|_| Box::new([0; TOTAL as usize]));
+            .unwrap_or_else(|_| Box::new([Slot::default(); TOTAL as usize]));
         let mut next = 0usize;
-        for (symbol, &f) in model.freq.iter().enumerate() {
-            let high = u64::from(value(symbol as u32)) << 32 | u64::from(f) << 16;
-            for (offset, slot) in slots[next..next + f as usize].iter_mut().enumerate() {
-                *slot = high | offset as u64;
+        for (symbol, &freq) in model.freq.iter().enumerate() {
+            let value = value(symbol as u32);
+            for (offset, slot) in slots[next..next + freq as usize].iter_mut().enumerate() {
+                *slot = Slot {
+                    offset: offset as u16,
+                    freq,
+                    value,
+                };
             }
-            next += f as usize;
+            next += freq as usize;
         }
         DecodeTable { slots }
     }
 
     /// The slot of a decoder state.
     #[inline(always)]
-    fn slot(&self, x: u32) -> u64 {
+    fn slot(&self, x: u32) -> &Slot {
         // The table has TOTAL entries: the masked index is always in range.
-        self.slots[(x & MASK) as usize]
+        &self.slots[(x & MASK) as usize]
     }
 }
 
@@ -683,14 +696,13 @@ fn step(
     read: &mut usize,
 ) -> (u32, u32) {
     let slot = table.slot(x);
-    let (offset, freq) = (slot as u16, (slot >> 16) as u16);
     // freq <= 2^PROB_BITS and x >> PROB_BITS < 2^(32 - PROB_BITS): no overflow.
-    let x = u32::from(freq) * (x >> PROB_BITS) + u32::from(offset);
+    let x = u32::from(slot.freq) * (x >> PROB_BITS) + u32::from(slot.offset);
     let need = x < STATE_LOW;
     let word = word_at(*read);
     *read += usize::from(need);
     let x = if need { (x << 16) | word } else { x };
-    (x, (slot >> 32) as u32)
+    (x, slot.value)
 }
 
 #[cfg(test)]
