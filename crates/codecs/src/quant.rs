@@ -23,7 +23,7 @@ use crate::entropy::rans::{self, DecodeTable, Model};
 use crate::CodecError;
 use classes::RowHistograms;
 use raw_bits::{RawBits, RawBitsWriter, Window};
-use token::{TokenInfo, Tokenizer, MAX_INDEX, VERBATIM_BITS};
+use token::{SplitTable, TokenInfo, Tokenizer, MAX_INDEX, VERBATIM_BITS};
 
 /// Version byte at the start of every payload.
 const VERSION: u8 = 1;
@@ -62,7 +62,7 @@ pub fn encode(values: &[f32], rows: usize, bounds: &[f32], options: &Options) ->
     let cols = values.len() / rows;
     let tokenizer = Tokenizer::DEFAULT;
     let steps: Vec<f32> = bounds.iter().map(|&b| step_of(b)).collect();
-    let indices = quantize(values, cols, bounds, &steps, tokenizer);
+    let indices = quantize(values, cols, bounds, &steps);
     let plan = Plan::choose(&indices.histograms, options);
 
     let mut out = vec![VERSION];
@@ -231,34 +231,40 @@ struct Indices {
     raw: Vec<u8>,
 }
 
-fn quantize(
-    values: &[f32],
-    cols: usize,
-    bounds: &[f32],
-    steps: &[f32],
-    tokenizer: Tokenizer,
-) -> Indices {
+fn quantize(values: &[f32], cols: usize, bounds: &[f32], steps: &[f32]) -> Indices {
+    let tokenizer = Tokenizer::DEFAULT;
+    let split = SplitTable::default_layout();
     let mut histograms = RowHistograms::new(tokenizer.len());
     let mut hist = vec![0u32; tokenizer.len()];
     let mut tokens = Vec::with_capacity(values.len());
     let mut raw = RawBitsWriter::with_capacity(values.len());
+    let mut quick = [0i32; QUICK_RUN];
     for (r, (&step, &bound)) in steps.iter().zip(bounds).enumerate() {
         let cell = Cell::new(step, bound);
-        for &v in &values[r * cols..(r + 1) * cols] {
-            let token = match cell.index_of(v) {
-                Some(q) => {
-                    let (token, bits, count) = tokenizer.split_index(token::zigzag(q));
-                    raw.write(bits, count);
-                    token
-                }
-                None => {
-                    raw.write(v.to_bits(), VERBATIM_BITS);
-                    tokenizer.verbatim()
-                }
-            };
-            hist[token as usize] += 1;
-            // Tokens are below 2^13 (`split <= 12`, and 13 bit positions of 2^(msb + lsb)).
-            tokens.push(token as u16);
+        for run in values[r * cols..(r + 1) * cols].chunks(QUICK_RUN) {
+            let quick = &mut quick[..run.len()];
+            cell.quick_indices(run, quick);
+            for (&v, &q) in run.iter().zip(&*quick) {
+                let q = if q != NOT_QUICK {
+                    Some(q)
+                } else {
+                    cell.index_of(v)
+                };
+                let token = match q {
+                    Some(q) => {
+                        let (token, bits, count) = split.split(token::zigzag(q));
+                        raw.write(bits, count);
+                        token
+                    }
+                    None => {
+                        raw.write(v.to_bits(), VERBATIM_BITS);
+                        tokenizer.verbatim()
+                    }
+                };
+                hist[token as usize] += 1;
+                // Tokens are below 2^13 (`split <= 12`, and 13 bit positions of 2^(msb + lsb)).
+                tokens.push(token as u16);
+            }
         }
         histograms.push_row(&mut hist);
     }
@@ -268,6 +274,12 @@ fn quantize(
         raw: raw.finish(),
     }
 }
+
+/// Values [`Cell::quick_indices`] handles at a time.
+const QUICK_RUN: usize = 64;
+
+/// Marks a value [`Cell::quick_indices`] leaves to [`Cell::index_of`] (no index is this low).
+const NOT_QUICK: i32 = i32::MIN;
 
 /// The quantizer of one row: its step and bound, and what speeds up [`Cell::index_of`].
 struct Cell {
@@ -291,6 +303,34 @@ impl Cell {
                 0.0
             },
             sure: bound * (1.0 - 1.0 / (1u32 << 22) as f32),
+        }
+    }
+
+    /// [`Cell::index_of`] of each of `values` where its first guess holds (the common case),
+    /// else [`NOT_QUICK`]: the same computation in a loop without branches, which the compiler
+    /// vectorizes.
+    #[inline]
+    fn quick_indices(&self, values: &[f32], out: &mut [i32]) {
+        if self.inverse <= 0.0 {
+            out.fill(NOT_QUICK);
+            return;
+        }
+        for (slot, &v) in out.iter_mut().zip(values) {
+            let quotient = v * self.inverse;
+            // Clamped (a NaN to one of the ends; a quotient out of range is rejected below
+            // anyway), so that the conversion needs no saturation and vectorizes: `as i32`
+            // saturates, which the compiler does one value at a time with branches.
+            let limit = (MAX_INDEX + 1) as f32;
+            let rounded = (quotient + 0.5f32.copysign(quotient))
+                .max(-limit)
+                .min(limit);
+            // SAFETY: `rounded` is not NaN (`max` returns the other operand) and within
+            // +-2^24, so it is finite and its truncation fits an `i32`.
+            let q: i32 = unsafe { rounded.to_int_unchecked() };
+            // False for a NaN quotient too.
+            let in_range = quotient.abs() <= MAX_INDEX as f32 && q.unsigned_abs() <= MAX_INDEX;
+            let within = (v - q as f32 * self.step).abs() <= self.sure;
+            *slot = if in_range & within { q } else { NOT_QUICK };
         }
     }
 
