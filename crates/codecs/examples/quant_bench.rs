@@ -1,7 +1,7 @@
 //! Size and speed of the quant codec on raw tensor dumps, against the order-0 oracle.
 //!
 //! Usage: `cargo run --release -p pwlc-codecs --example quant_bench -- DIR [BOUND...] [-v]
-//! [--max-classes=N] [--refine-passes=N] [--model-decode]`
+//! [--max-classes=N] [--refine-passes=N] [--model-decode] [--digest]`
 //!
 //! `DIR` holds pairs `NAME.f32` (little-endian f32 values) and `NAME.shape` (dimensions separated
 //! by spaces). For every absolute bound (default 5e-4 1e-3 2e-3) the example codes each tensor
@@ -15,6 +15,8 @@
 //! sets [`quant::Options::max_classes`], `--refine-passes=N` [`quant::Options::refine_passes`]. `--model-decode` adds, per bound, the decoding of all
 //! tensors at once: the CPU-time speed of one thread, and the wall-time speed of one and of two
 //! threads that take tensors from a shared queue (as a pipeline parallel over tensors does).
+//! `--digest` adds, per bound, a 64-bit FNV-1a digest of all payloads, so that a change of the
+//! encoder can be checked to write the same bytes.
 
 use pwlc_codecs::{quant, Bound, DType, Method, TensorRef};
 use std::collections::HashMap;
@@ -87,6 +89,8 @@ struct Totals {
     exceptions: u64,
     encode_secs: f64,
     decode_secs: f64,
+    /// FNV-1a digest of the payloads, in tensor order.
+    digest: u64,
 }
 
 impl Totals {
@@ -113,7 +117,20 @@ impl Totals {
         self.exceptions += other.exceptions;
         self.encode_secs += other.encode_secs;
         self.decode_secs += other.decode_secs;
+        self.digest = fnv1a(self.digest, &other.digest.to_le_bytes());
     }
+}
+
+/// FNV-1a over `bytes`, continuing from `hash` (0 starts a new digest).
+fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {
+    let start = if hash == 0 {
+        0xcbf2_9ce4_8422_2325
+    } else {
+        hash
+    };
+    bytes.iter().fold(start, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// CPU seconds one call of `run` takes, averaged over repeated calls for at least 50 ms (the
@@ -163,6 +180,7 @@ fn measure(t: &Tensor, bound: f64, options: &quant::Options) -> Result<Totals, B
         exceptions,
         encode_secs,
         decode_secs,
+        digest: fnv1a(0, &encoded.payload),
     })
 }
 
@@ -223,6 +241,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let verbose = args.iter().any(|a| a == "-v");
     let whole_model = args.iter().any(|a| a == "--model-decode");
+    let digest = args.iter().any(|a| a == "--digest");
     let mut options = quant::Options::default();
     for a in &args {
         if let Some(n) = a.strip_prefix("--max-classes=") {
@@ -266,6 +285,9 @@ fn main() -> Result<(), Box<dyn Error>> {
             "{}",
             total.line(&format!("{} tensors, bound {bound:e}", tensors.len()))
         );
+        if digest {
+            println!("  payload digest: {:016x}", total.digest);
+        }
         if whole_model {
             model_decode(&tensors, bound, &options);
         }

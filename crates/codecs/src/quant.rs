@@ -22,8 +22,8 @@ use crate::bitio::{ByteReader, PutBytes};
 use crate::entropy::rans::{self, DecodeTable, Model};
 use crate::CodecError;
 use classes::RowHistograms;
-use raw_bits::{RawBits, RawBitsWriter};
-use token::{TokenInfo, Tokenizer, MAX_INDEX, VERBATIM_BITS};
+use raw_bits::{RawBits, RawBitsWriter, Window};
+use token::{SplitTable, TokenInfo, Tokenizer, MAX_INDEX, VERBATIM_BITS};
 
 /// Version byte at the start of every payload.
 const VERSION: u8 = 1;
@@ -62,16 +62,15 @@ pub fn encode(values: &[f32], rows: usize, bounds: &[f32], options: &Options) ->
     let cols = values.len() / rows;
     let tokenizer = Tokenizer::DEFAULT;
     let steps: Vec<f32> = bounds.iter().map(|&b| step_of(b)).collect();
-    let indices = quantize(values, cols, bounds, &steps, tokenizer);
+    let indices = quantize(values, cols, bounds, &steps);
     let plan = Plan::choose(&indices.histograms, options);
 
     let mut out = vec![VERSION];
     out.extend(tokenizer.params().map(|p| p as u8));
     write_steps(&mut out, &steps);
     plan.write(&mut out);
-    let (raw, stream) = code_symbols(values, rows, &indices, &plan, tokenizer);
-    out.put_block(&raw);
-    out.extend_from_slice(&stream);
+    out.put_block(&indices.raw);
+    out.extend_from_slice(&code_symbols(rows, &indices.tokens, &plan));
     out
 }
 
@@ -94,8 +93,7 @@ pub fn decode(payload: &[u8], rows: usize, cols: usize) -> Result<Vec<f32>, Code
     let mut out = Vec::new();
     out.try_reserve_exact(n)
         .map_err(|_| CodecError::TooLarge((n as u64).saturating_mul(4)))?;
-    out.resize(n, 0f32);
-    let mut rows = RowDecoder {
+    let mut decoder = RowDecoder {
         tables: plan.decode_tables(tokenizer),
         class_table: plan.class_model.as_ref().map(DecodeTable::new),
         steps,
@@ -103,9 +101,10 @@ pub fn decode(payload: &[u8], rows: usize, cols: usize) -> Result<Vec<f32>, Code
         symbols,
         bits,
     };
-    rows.run(&mut out, cols);
-    rows.symbols.finish()?;
-    rows.bits.finish()?;
+    // Rows without values code nothing, not even their class.
+    decoder.run(&mut out, if cols == 0 { 0 } else { rows }, cols);
+    decoder.symbols.finish()?;
+    decoder.bits.finish()?;
     Ok(out)
 }
 
@@ -123,15 +122,15 @@ struct RowDecoder<'a> {
 }
 
 impl RowDecoder<'_> {
-    /// Decodes rows of `cols` values into `out`.
-    fn run(&mut self, out: &mut [f32], cols: usize) {
+    /// Appends `rows` rows of `cols` values to `out`.
+    fn run(&mut self, out: &mut Vec<f32>, rows: usize, cols: usize) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("bmi2") {
             // SAFETY: `run_bmi2` needs nothing but BMI2, which this CPU has (checked above).
-            unsafe { self.run_bmi2(out, cols) };
+            unsafe { self.run_bmi2(out, rows, cols) };
             return;
         }
-        self.rows(out, cols);
+        self.rows(out, rows, cols);
     }
 
     /// [`RowDecoder::rows`] compiled for BMI2, where a shift by a variable count and the
@@ -139,16 +138,17 @@ impl RowDecoder<'_> {
     /// both for every value, and the baseline x86-64 shifts cost three.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "bmi2")]
-    fn run_bmi2(&mut self, out: &mut [f32], cols: usize) {
-        self.rows(out, cols);
+    fn run_bmi2(&mut self, out: &mut Vec<f32>, rows: usize, cols: usize) {
+        self.rows(out, rows, cols);
     }
 
     /// The row loop: per row its class, then its tokens a run at a time, each run decoded into
-    /// a small buffer and then dequantized, so that both loops stay short and in registers.
+    /// a small buffer and then dequantized into another, so that both loops stay short and in
+    /// registers, and appended to `out` (which is never filled with zeros first).
     #[inline(always)]
-    fn rows(&mut self, out: &mut [f32], cols: usize) {
-        let mut tokens = [0u32; RUN];
-        for (row, out_row) in out.chunks_mut(cols.max(1)).enumerate() {
+    fn rows(&mut self, out: &mut Vec<f32>, rows: usize, cols: usize) {
+        let (mut tokens, mut z, mut values) = ([0u32; RUN], [0u32; RUN], [0f32; RUN]);
+        for row in 0..rows {
             let class = match &self.class_table {
                 Some(t) => self.symbols.get(t) as usize,
                 None => 0,
@@ -156,38 +156,63 @@ impl RowDecoder<'_> {
             // The class model has one symbol per token model.
             let table = &self.tables[class];
             let step = self.steps[row.min(self.steps.len() - 1)];
-            for chunk in out_row.chunks_mut(RUN) {
-                let tokens = &mut tokens[..chunk.len()];
+            let mut left = cols;
+            while left > 0 {
+                let run = left.min(RUN);
+                let (tokens, z, values) = (&mut tokens[..run], &mut z[..run], &mut values[..run]);
                 self.symbols.get_many(table, tokens);
-                dequantize(tokens, &mut self.bits, self.lsb, step, chunk);
+                self.bits
+                    .window(|bits| dequantize(tokens, bits, self.lsb, step, z, values));
+                out.extend_from_slice(values);
+                left -= run;
             }
         }
     }
 }
 
 /// Values the decoder decodes tokens of at a time before dequantizing them.
-const RUN: usize = 256;
+const RUN: usize = raw_bits::WINDOW_READS;
 
-/// Bits of a packed token ([`pack_token`]) that hold the base of the zigzag index.
-const BASE_BITS: u32 = 25;
+/// Bits of a packed token ([`pack_token`]) that hold the base of the zigzag index; the raw bit
+/// count (at most [`VERBATIM_BITS`]) takes the 6 bits above.
+const BASE_BITS: u32 = 26;
 
 /// A token's [`TokenInfo`] in one `u32`: the raw bit count above [`BASE_BITS`] bits of base.
 fn pack_token(info: TokenInfo) -> u32 {
     info.raw_bits << BASE_BITS | info.base
 }
 
-/// Turns packed tokens into values: reads each token's raw bits and scales its index by `step`.
-#[inline]
-fn dequantize(tokens: &[u32], bits: &mut RawBits<'_>, lsb: u32, step: f32, out: &mut [f32]) {
-    for (slot, &token) in out.iter_mut().zip(tokens) {
-        let count = token >> BASE_BITS;
-        let raw = bits.read(count);
-        *slot = if count == VERBATIM_BITS {
-            f32::from_bits(raw)
-        } else {
-            let z = (token & ((1 << BASE_BITS) - 1)) + (raw << lsb);
-            token::unzigzag(z) as f32 * step
-        };
+/// Turns packed tokens into values: reads each token's raw bits to form its zigzag index in `z`
+/// (verbatim values: their bits), scales all indices by `step` in a loop the compiler
+/// vectorizes, and then puts the verbatim values (rare) in place.
+#[inline(always)]
+fn dequantize(
+    tokens: &[u32],
+    bits: &mut Window<'_>,
+    lsb: u32,
+    step: f32,
+    z: &mut [u32],
+    out: &mut [f32],
+) {
+    for (z, &token) in z.iter_mut().zip(tokens) {
+        let raw = bits.read(token >> BASE_BITS);
+        // A rotation instead of a shift: the same for raw bits of an index (fewer than
+        // 32 - lsb), and it keeps all bits of a verbatim value (whose base is 0).
+        *z = (token & ((1 << BASE_BITS) - 1)) + raw.rotate_left(lsb);
+    }
+    for (slot, &z) in out.iter_mut().zip(&*z) {
+        *slot = token::unzigzag(z) as f32 * step;
+    }
+    // The top bit of a token is set only for VERBATIM_BITS (the other counts are below 32).
+    if tokens.iter().fold(0, |any, &t| any | t) >> 31 != 0 {
+        for ((slot, &z), _) in out
+            .iter_mut()
+            .zip(&*z)
+            .zip(tokens)
+            .filter(|(_, &t)| t >> BASE_BITS == VERBATIM_BITS)
+        {
+            *slot = f32::from_bits(z.rotate_right(lsb));
+        }
     }
 }
 
@@ -196,52 +221,65 @@ fn step_of(bound: f32) -> f32 {
     (2.0 * bound).min(f32::MAX)
 }
 
-/// Quantization indices of a tensor, as zigzag values ([`VERBATIM_Z`] for verbatim values),
-/// with each row's token histogram.
+/// Quantization indices of a tensor: the token of every value, each row's token histogram and
+/// the raw bits of all values.
 struct Indices {
-    z: Vec<u32>,
-    /// The token of every value.
     tokens: Vec<u16>,
     histograms: RowHistograms,
+    /// The raw-bit stream: per value, the bits of its index that its token does not hold (all
+    /// 32 bits of a verbatim value).
+    raw: Vec<u8>,
 }
 
-/// Marks a value that is stored verbatim.
-const VERBATIM_Z: u32 = u32::MAX;
-
-fn quantize(
-    values: &[f32],
-    cols: usize,
-    bounds: &[f32],
-    steps: &[f32],
-    tokenizer: Tokenizer,
-) -> Indices {
+fn quantize(values: &[f32], cols: usize, bounds: &[f32], steps: &[f32]) -> Indices {
+    let tokenizer = Tokenizer::DEFAULT;
+    let split = SplitTable::default_layout();
     let mut histograms = RowHistograms::new(tokenizer.len());
     let mut hist = vec![0u32; tokenizer.len()];
-    let mut z = Vec::with_capacity(values.len());
     let mut tokens = Vec::with_capacity(values.len());
-    for r in 0..steps.len() {
-        let cell = Cell::new(steps[r], bounds[r]);
-        for &v in &values[r * cols..(r + 1) * cols] {
-            let (zr, token) = match cell.index_of(v) {
-                Some(q) => {
-                    let zr = token::zigzag(q);
-                    (zr, tokenizer.split_index(zr).0)
-                }
-                None => (VERBATIM_Z, tokenizer.verbatim()),
-            };
-            hist[token as usize] += 1;
-            z.push(zr);
-            // Tokens are below 2^13 (`split <= 12`, and 13 bit positions of 2^(msb + lsb)).
-            tokens.push(token as u16);
+    let mut raw = RawBitsWriter::with_capacity(values.len());
+    let mut quick = [0i32; QUICK_RUN];
+    for (r, (&step, &bound)) in steps.iter().zip(bounds).enumerate() {
+        let cell = Cell::new(step, bound);
+        for run in values[r * cols..(r + 1) * cols].chunks(QUICK_RUN) {
+            let quick = &mut quick[..run.len()];
+            cell.quick_indices(run, quick);
+            for (&v, &q) in run.iter().zip(&*quick) {
+                let q = if q != NOT_QUICK {
+                    Some(q)
+                } else {
+                    cell.index_of(v)
+                };
+                let token = match q {
+                    Some(q) => {
+                        let (token, bits, count) = split.split(token::zigzag(q));
+                        raw.write(bits, count);
+                        token
+                    }
+                    None => {
+                        raw.write(v.to_bits(), VERBATIM_BITS);
+                        tokenizer.verbatim()
+                    }
+                };
+                hist[token as usize] += 1;
+                // Tokens are below 2^13 (`split <= 12`, and 13 bit positions of 2^(msb + lsb)).
+                tokens.push(token as u16);
+            }
         }
         histograms.push_row(&mut hist);
     }
     Indices {
-        z,
         tokens,
         histograms,
+        raw: raw.finish(),
     }
 }
+
+/// Values [`Cell::quick_indices`] handles at a time.
+const QUICK_RUN: usize = 64;
+
+/// Marks a value [`Cell::quick_indices`] leaves to [`Cell::index_of`] (no index is this low).
+const NOT_QUICK: i32 = i32::MIN;
 
 /// The quantizer of one row: its step and bound, and what speeds up [`Cell::index_of`].
 struct Cell {
@@ -265,6 +303,34 @@ impl Cell {
                 0.0
             },
             sure: bound * (1.0 - 1.0 / (1u32 << 22) as f32),
+        }
+    }
+
+    /// [`Cell::index_of`] of each of `values` where its first guess holds (the common case),
+    /// else [`NOT_QUICK`]: the same computation in a loop without branches, which the compiler
+    /// vectorizes.
+    #[inline]
+    fn quick_indices(&self, values: &[f32], out: &mut [i32]) {
+        if self.inverse <= 0.0 {
+            out.fill(NOT_QUICK);
+            return;
+        }
+        for (slot, &v) in out.iter_mut().zip(values) {
+            let quotient = v * self.inverse;
+            // Clamped (a NaN to one of the ends; a quotient out of range is rejected below
+            // anyway), so that the conversion needs no saturation and vectorizes: `as i32`
+            // saturates, which the compiler does one value at a time with branches.
+            let limit = (MAX_INDEX + 1) as f32;
+            let rounded = (quotient + 0.5f32.copysign(quotient))
+                .max(-limit)
+                .min(limit);
+            // SAFETY: `rounded` is not NaN (`max` returns the other operand) and within
+            // +-2^24, so it is finite and its truncation fits an `i32`.
+            let q: i32 = unsafe { rounded.to_int_unchecked() };
+            // False for a NaN quotient too.
+            let in_range = quotient.abs() <= MAX_INDEX as f32 && q.unsigned_abs() <= MAX_INDEX;
+            let within = (v - q as f32 * self.step).abs() <= self.sure;
+            *slot = if in_range & within { q } else { NOT_QUICK };
         }
     }
 
@@ -471,45 +537,21 @@ fn serialized_bits(model: &Model) -> f64 {
     bytes.len() as f64 * 8.0
 }
 
-/// Codes every row's class and tokens with rANS and the raw bits into a bit stream; returns
-/// `(raw bits, rANS stream)`.
-fn code_symbols(
-    values: &[f32],
-    rows: usize,
-    indices: &Indices,
-    plan: &Plan,
-    tokenizer: Tokenizer,
-) -> (Vec<u8>, Vec<u8>) {
-    let n = indices.z.len();
-    let cols = n / rows;
-    let info = tokenizer.table();
-    let lsb = tokenizer.lsb();
-    let mut raw = RawBitsWriter::with_capacity(n);
-    let mut symbols = rans::Encoder::with_capacity(n + rows);
+/// Codes every row's class (when there are classes) and tokens with rANS.
+fn code_symbols(rows: usize, tokens: &[u16], plan: &Plan) -> Vec<u8> {
+    let cols = tokens.len() / rows;
+    let mut symbols = rans::Encoder::with_capacity(tokens.len() + rows);
     for r in 0..rows {
         let class = plan.class(r);
         if let Some(m) = &plan.class_model {
             symbols.put(class as u32, m);
         }
         let model = &plan.models[class];
-        let span = r * cols..(r + 1) * cols;
-        let row = indices.tokens[span.clone()]
-            .iter()
-            .zip(&indices.z[span.clone()])
-            .zip(&values[span]);
-        for ((&token, &z), &v) in row {
+        for &token in &tokens[r * cols..(r + 1) * cols] {
             symbols.put(token.into(), model);
-            let count = info[usize::from(token)].raw_bits;
-            // The writer keeps the low `count` bits: those above `lsb` of an index.
-            let bits = if count == VERBATIM_BITS {
-                v.to_bits()
-            } else {
-                z >> lsb
-            };
-            raw.write(bits, count);
         }
     }
-    (raw.finish(), symbols.finish())
+    symbols.finish()
 }
 
 #[cfg(test)]

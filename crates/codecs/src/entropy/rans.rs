@@ -54,14 +54,23 @@ pub struct Model {
     start: Vec<u16>,
 }
 
-/// The decoder's view of a [`Model`]: one `u64` per slot of the `1 << PROB_BITS` slots, holding
-/// the slot's position inside its symbol's range (bits 0..16), the symbol's frequency (bits
-/// 16..32) and a 32-bit value the caller attached to the symbol (bits 32..64; the symbol
-/// itself unless built with [`DecodeTable::with_values`]). One load per decoded symbol gives
-/// everything the decode step and the caller need.
+/// The decoder's view of a [`Model`]: one [`Slot`] per slot of the `1 << PROB_BITS` slots.
+/// One cache line per decoded symbol gives everything the decode step and the caller need.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DecodeTable {
-    slots: Box<[u64; TOTAL as usize]>,
+    slots: Box<[Slot; TOTAL as usize]>,
+}
+
+/// A decode table entry: the slot's position inside its symbol's range, the symbol's
+/// frequency, and a 32-bit value the caller attached to the symbol (the symbol itself unless
+/// built with [`DecodeTable::with_values`]). Separate fields rather than one packed word:
+/// the decoder loads each with one instruction instead of shifting and masking.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C)]
+struct Slot {
+    offset: u16,
+    freq: u16,
+    value: u32,
 }
 
 impl fmt::Debug for DecodeTable {
@@ -80,26 +89,30 @@ impl DecodeTable {
     /// [`Decoder::get`] and [`Decoder::get_many`] return).
     pub fn with_values(model: &Model, value: impl Fn(u32) -> u32) -> DecodeTable {
         // Built on the heap: `Box::new([0; TOTAL])` may build the array on the stack and copy it.
-        let mut slots: Box<[u64; TOTAL as usize]> = vec![0u64; TOTAL as usize]
+        let mut slots: Box<[Slot; TOTAL as usize]> = vec![Slot::default(); TOTAL as usize]
             .into_boxed_slice()
             .try_into()
-            .unwrap_or_else(|_| Box::new([0; TOTAL as usize]));
+            .unwrap_or_else(|_| Box::new([Slot::default(); TOTAL as usize]));
         let mut next = 0usize;
-        for (symbol, &f) in model.freq.iter().enumerate() {
-            let high = u64::from(value(symbol as u32)) << 32 | u64::from(f) << 16;
-            for (offset, slot) in slots[next..next + f as usize].iter_mut().enumerate() {
-                *slot = high | offset as u64;
+        for (symbol, &freq) in model.freq.iter().enumerate() {
+            let value = value(symbol as u32);
+            for (offset, slot) in slots[next..next + freq as usize].iter_mut().enumerate() {
+                *slot = Slot {
+                    offset: offset as u16,
+                    freq,
+                    value,
+                };
             }
-            next += f as usize;
+            next += freq as usize;
         }
         DecodeTable { slots }
     }
 
     /// The slot of a decoder state.
     #[inline(always)]
-    fn slot(&self, x: u32) -> u64 {
+    fn slot(&self, x: u32) -> &Slot {
         // The table has TOTAL entries: the masked index is always in range.
-        self.slots[(x & MASK) as usize]
+        &self.slots[(x & MASK) as usize]
     }
 }
 
@@ -443,26 +456,83 @@ impl<'m> Encoder<'m> {
 
     /// Codes the symbols (in reverse, as rANS requires) and returns the stream.
     pub fn finish(self) -> Vec<u8> {
+        let n = self.ranges.len();
+        let mut words = WordSink::new(n);
         let mut states = [STATE_LOW; LANES];
-        let mut words: Vec<u16> = Vec::with_capacity(self.ranges.len() / 2 + 4);
-        for (i, &range) in self.ranges.iter().enumerate().rev() {
-            let (start, freq) = (range >> 16, range & 0xffff);
-            let x = &mut states[i % LANES];
-            // After coding, the state must stay below 2^32: x / freq < 2^(32 - PROB_BITS).
-            if u64::from(*x) >= u64::from(freq) << (32 - PROB_BITS) {
-                words.push(*x as u16);
-                *x >>= 16;
+        // Symbol `i` belongs to lane `i % LANES`: the symbols after the last whole group of
+        // lanes first, then the groups, each lane in a register.
+        let (groups, tail) = self.ranges.as_chunks::<LANES>();
+        for (x, &range) in states.iter_mut().zip(tail).rev() {
+            *x = words.encode(*x, range);
+        }
+        let [mut a, mut b, mut c, mut d] = states;
+        for block in groups.rchunks(BLOCK / LANES) {
+            words.flush();
+            for &[ra, rb, rc, rd] in block.iter().rev() {
+                d = words.encode(d, rd);
+                c = words.encode(c, rc);
+                b = words.encode(b, rb);
+                a = words.encode(a, ra);
             }
-            let q = divide(*x, freq);
-            *x = (q << PROB_BITS) + (*x - q * freq) + start;
         }
-        let mut out = Vec::with_capacity(HEADER_BYTES + 2 * words.len());
-        for x in states {
-            out.put_u32(x);
+        words.finish([a, b, c, d])
+    }
+}
+
+/// The renormalization words of [`Encoder::finish`], in the order they are emitted (the
+/// reverse of the order the decoder reads them). A step writes its word into a small block
+/// without a branch and only advances when it emits one; full blocks move to `words`.
+struct WordSink {
+    words: Vec<u16>,
+    block: [u16; BLOCK],
+    /// Words emitted into `block` since the last flush (the symbols coded since then, at most).
+    len: usize,
+    reciprocals: &'static [u64; TOTAL as usize],
+}
+
+/// Symbols coded between two flushes of a [`WordSink`] (a power of two, each symbol emits at most
+/// one word).
+const BLOCK: usize = 256;
+
+impl WordSink {
+    /// A sink with room for about `symbols / 2` words.
+    fn new(symbols: usize) -> WordSink {
+        WordSink {
+            words: Vec::with_capacity(symbols / 2 + BLOCK),
+            block: [0; BLOCK],
+            len: 0,
+            reciprocals: reciprocals(),
         }
-        for w in words.iter().rev() {
-            out.extend_from_slice(&w.to_le_bytes());
-        }
+    }
+
+    /// Codes the symbol of `range` (start << 16 | frequency) into state `x`; returns the new
+    /// state. At most [`BLOCK`] calls may come between two calls of [`WordSink::flush`].
+    #[inline(always)]
+    fn encode(&mut self, x: u32, range: u32) -> u32 {
+        let (start, freq) = (range >> 16, range & 0xffff);
+        // After coding, the state must stay below 2^32: x / freq < 2^(32 - PROB_BITS).
+        let emit = u64::from(x) >= u64::from(freq) << (32 - PROB_BITS);
+        // Written even when not emitted: the slot stays free and is overwritten later.
+        self.block[self.len % BLOCK] = x as u16;
+        self.len += usize::from(emit);
+        let x = if emit { x >> 16 } else { x };
+        let q = divide(x, freq, self.reciprocals);
+        (q << PROB_BITS) + (x - q * freq) + start
+    }
+
+    /// Moves the block's words to the others.
+    fn flush(&mut self) {
+        self.words
+            .extend_from_slice(&self.block[..self.len.min(BLOCK)]);
+        self.len = 0;
+    }
+
+    /// The stream: the final states (lane 0 first), then the words in the decoder's order.
+    fn finish(mut self, states: [u32; LANES]) -> Vec<u8> {
+        self.flush();
+        let mut out = Vec::with_capacity(HEADER_BYTES + 2 * self.words.len());
+        states.iter().for_each(|&x| out.put_u32(x));
+        out.extend(self.words.iter().rev().flat_map(|w| w.to_le_bytes()));
         out
     }
 }
@@ -470,22 +540,25 @@ impl<'m> Encoder<'m> {
 /// Shift of the reciprocals in [`divide`].
 const RECIPROCAL_SHIFT: u32 = 32 + PROB_BITS;
 
-/// `x / freq` for `1 <= freq <= TOTAL`, by a multiplication with `ceil(2^44 / freq)`.
+/// `x / freq` for `1 <= freq <= TOTAL`, by a multiplication with `reciprocals[freq - 1]`,
+/// which is `ceil(2^44 / freq)` (see [`reciprocals`]).
 ///
 /// Exact for every `x < 2^32`: the reciprocal exceeds `2^44 / freq` by less than 1, so the
 /// product overshoots `x / freq` by less than `x / 2^44 < 2^-12 <= 1 / freq`, while the
 /// fractional part of `x / freq` is at most `1 - 1 / freq`. A division costs several times the
 /// multiplication, and the encoder does one per symbol.
-#[inline]
-fn divide(x: u32, freq: u32) -> u32 {
-    static RECIPROCALS: OnceLock<Box<[u64]>> = OnceLock::new();
-    let reciprocals = RECIPROCALS.get_or_init(|| {
-        (0..=u64::from(TOTAL))
-            .map(|f| (1u64 << RECIPROCAL_SHIFT).div_ceil(f.max(1)))
-            .collect()
-    });
-    let m = reciprocals[freq as usize];
+#[inline(always)]
+fn divide(x: u32, freq: u32, reciprocals: &[u64; TOTAL as usize]) -> u32 {
+    // The mask keeps the index in range without a bounds check.
+    let m = reciprocals[(freq.wrapping_sub(1) & MASK) as usize];
     ((u128::from(x) * u128::from(m)) >> RECIPROCAL_SHIFT) as u32
+}
+
+/// The reciprocals of [`divide`], for the frequencies `1..=TOTAL`.
+fn reciprocals() -> &'static [u64; TOTAL as usize] {
+    static RECIPROCALS: OnceLock<[u64; TOTAL as usize]> = OnceLock::new();
+    RECIPROCALS
+        .get_or_init(|| std::array::from_fn(|i| (1u64 << RECIPROCAL_SHIFT).div_ceil(i as u64 + 1)))
 }
 
 /// Decodes the symbols of one stream in the order they were put.
@@ -532,7 +605,15 @@ impl<'a> Decoder<'a> {
     /// returns the value the table attaches to the symbol.
     #[inline]
     pub fn get(&mut self, table: &DecodeTable) -> u32 {
-        let (x, value) = step(self.lanes[0], table, self.words, &mut self.pos);
+        let (words, pos) = (self.words, self.pos);
+        let mut read = 0;
+        let (x, value) = step(
+            self.lanes[0],
+            table,
+            |i| words.get(pos + i).map_or(0, word),
+            &mut read,
+        );
+        self.pos += read;
         self.lanes = [self.lanes[1], self.lanes[2], self.lanes[3], x];
         value
     }
@@ -540,26 +621,43 @@ impl<'a> Decoder<'a> {
     /// Decodes `out.len()` symbols that all use `table`, storing their values in `out`.
     ///
     /// Same result as calling [`Decoder::get`] for each, but the lanes stay in registers and
-    /// their steps interleave.
+    /// their steps interleave. Runs of [`WINDOW`] symbols whose words are all in the stream
+    /// read them from a fixed-size window, without a bounds check per word.
     #[inline]
     pub fn get_many(&mut self, table: &DecodeTable, out: &mut [u32]) {
-        let mut chunks = out.chunks_exact_mut(LANES);
+        for run in out.chunks_mut(WINDOW) {
+            let (groups, rest) = run.as_chunks_mut::<LANES>();
+            let (words, pos) = (self.words, self.pos);
+            // A run of at most WINDOW symbols reads at most WINDOW words.
+            self.pos += match words.get(pos..).and_then(<[_]>::first_chunk::<WINDOW>) {
+                Some(window) => self.groups(table, groups, |i| word(&window[i % WINDOW])),
+                None => self.groups(table, groups, |i| words.get(pos + i).map_or(0, word)),
+            };
+            for slot in rest {
+                *slot = self.get(table);
+            }
+        }
+    }
+
+    /// Decodes `groups` with the lanes in registers, reading word `i` of the run (counted from
+    /// the current position) through `word_at(i)`; returns the number of words read.
+    #[inline(always)]
+    fn groups(
+        &mut self,
+        table: &DecodeTable,
+        groups: &mut [[u32; LANES]],
+        word_at: impl Fn(usize) -> u32,
+    ) -> usize {
         let [mut a, mut b, mut c, mut d] = self.lanes;
-        let (words, mut pos) = (self.words, self.pos);
-        for chunk in &mut chunks {
-            let (x, value) = step(a, table, words, &mut pos);
-            (a, chunk[0]) = (x, value);
-            let (x, value) = step(b, table, words, &mut pos);
-            (b, chunk[1]) = (x, value);
-            let (x, value) = step(c, table, words, &mut pos);
-            (c, chunk[2]) = (x, value);
-            let (x, value) = step(d, table, words, &mut pos);
-            (d, chunk[3]) = (x, value);
+        let mut read = 0;
+        for [va, vb, vc, vd] in groups {
+            (a, *va) = step(a, table, &word_at, &mut read);
+            (b, *vb) = step(b, table, &word_at, &mut read);
+            (c, *vc) = step(c, table, &word_at, &mut read);
+            (d, *vd) = step(d, table, &word_at, &mut read);
         }
-        (self.lanes, self.pos) = ([a, b, c, d], pos);
-        for slot in chunks.into_remainder() {
-            *slot = self.get(table);
-        }
+        self.lanes = [a, b, c, d];
+        read
     }
 
     /// Checks that the stream was decoded completely and consistently.
@@ -578,22 +676,33 @@ impl<'a> Decoder<'a> {
     }
 }
 
-/// One decode step of state `x`: the new state and the symbol's value. A state that falls
-/// below `STATE_LOW` shifts in the word at `pos` (zero past the end) and advances `pos`,
-/// without branches (whether a word is needed is unpredictable).
+/// Symbols [`Decoder::get_many`] decodes with one window of words.
+const WINDOW: usize = 256;
+
+/// The value of a little-endian word.
 #[inline(always)]
-fn step(x: u32, table: &DecodeTable, words: &[[u8; 2]], pos: &mut usize) -> (u32, u32) {
+fn word(bytes: &[u8; 2]) -> u32 {
+    u32::from(u16::from_le_bytes(*bytes))
+}
+
+/// One decode step of state `x`: the new state and the symbol's value. A state that falls
+/// below `STATE_LOW` shifts in the word `word_at(*read)` and advances `read`, without branches
+/// (whether a word is needed is unpredictable).
+#[inline(always)]
+fn step(
+    x: u32,
+    table: &DecodeTable,
+    word_at: impl Fn(usize) -> u32,
+    read: &mut usize,
+) -> (u32, u32) {
     let slot = table.slot(x);
-    let (offset, freq) = (slot as u16, (slot >> 16) as u16);
     // freq <= 2^PROB_BITS and x >> PROB_BITS < 2^(32 - PROB_BITS): no overflow.
-    let x = u32::from(freq) * (x >> PROB_BITS) + u32::from(offset);
+    let x = u32::from(slot.freq) * (x >> PROB_BITS) + u32::from(slot.offset);
     let need = x < STATE_LOW;
-    let word = words
-        .get(*pos)
-        .map_or(0, |w| u32::from(u16::from_le_bytes(*w)));
-    *pos += usize::from(need);
+    let word = word_at(*read);
+    *read += usize::from(need);
     let x = if need { (x << 16) | word } else { x };
-    (x, (slot >> 32) as u32)
+    (x, slot.value)
 }
 
 #[cfg(test)]
@@ -767,17 +876,17 @@ mod tests {
                 u32::MAX - 1,
                 u32::MAX,
             ] {
-                assert_eq!(divide(x, freq), x / freq, "{x} / {freq}");
+                assert_eq!(divide(x, freq, reciprocals()), x / freq, "{x} / {freq}");
             }
             let top = (u32::MAX / freq) * freq;
-            assert_eq!(divide(top - 1, freq), top / freq - 1);
+            assert_eq!(divide(top - 1, freq, reciprocals()), top / freq - 1);
         }
     }
 
     proptest! {
         #[test]
         fn reciprocal_division_matches_division(x in any::<u32>(), freq in 1..=TOTAL) {
-            prop_assert_eq!(divide(x, freq), x / freq);
+            prop_assert_eq!(divide(x, freq, reciprocals()), x / freq);
         }
     }
 

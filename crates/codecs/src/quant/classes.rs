@@ -92,30 +92,67 @@ fn by_scale(hist: &RowHistograms, classes: usize) -> Vec<u8> {
 /// One k-means pass: moves every row to the class whose current model codes it cheapest.
 /// Returns whether any row moved.
 fn refine(hist: &RowHistograms, class_of_row: &mut [u8], classes: usize) -> bool {
-    let costs: Vec<Vec<f32>> = hist
-        .class_counts(class_of_row, classes)
-        .iter()
-        .map(|counts| code_lengths(counts))
-        .collect();
+    let lengths = ClassLengths::new(&hist.class_counts(class_of_row, classes));
     let mut moved = false;
     for (r, class) in class_of_row.iter_mut().enumerate() {
-        let row = hist.row(r);
-        let cost = |lengths: &Vec<f32>| -> f32 {
-            row.iter()
-                .map(|&(t, n)| n as f32 * lengths[t as usize])
-                .sum()
-        };
-        let mut best = (0u8, f32::INFINITY);
-        for (c, lengths) in costs.iter().enumerate() {
-            let bits = cost(lengths);
-            if bits < best.1 {
-                best = (c as u8, bits);
-            }
-        }
-        moved |= best.0 != *class;
-        *class = best.0;
+        let best = lengths.cheapest(hist.row(r));
+        moved |= best != *class;
+        *class = best;
     }
     moved
+}
+
+/// Classes whose costs [`ClassLengths::cheapest`] accumulates side by side.
+const GROUP: usize = 4;
+
+/// The code length of every token under every class, stored per group of [`GROUP`] classes
+/// and then per token, so that a row's cost under the classes of a group sums in one vector.
+struct ClassLengths {
+    classes: usize,
+    /// `groups[g][t][i]`: length of token `t` under class `GROUP * g + i` (0 past the last).
+    groups: Vec<Vec<[f32; GROUP]>>,
+}
+
+impl ClassLengths {
+    /// The lengths of the classes of `counts` (one histogram per class).
+    fn new(counts: &[Vec<u64>]) -> ClassLengths {
+        let per_class: Vec<Vec<f32>> = counts.iter().map(|c| code_lengths(c)).collect();
+        let tokens = per_class.first().map_or(0, Vec::len);
+        let groups = per_class
+            .chunks(GROUP)
+            .map(|group| {
+                (0..tokens)
+                    .map(|t| std::array::from_fn(|i| group.get(i).map_or(0.0, |l| l[t])))
+                    .collect()
+            })
+            .collect();
+        ClassLengths {
+            classes: counts.len(),
+            groups,
+        }
+    }
+
+    /// The class that codes `row` (`(token, count)` entries) in the fewest bits; the first
+    /// of equal ones.
+    fn cheapest(&self, row: &[(u32, u32)]) -> u8 {
+        let mut best = (0u8, f32::INFINITY);
+        for (g, lengths) in self.groups.iter().enumerate() {
+            let mut cost = [0f32; GROUP];
+            for &(t, n) in row {
+                let length = &lengths[t as usize];
+                for (c, l) in cost.iter_mut().zip(length) {
+                    *c += n as f32 * l;
+                }
+            }
+            let first = GROUP * g;
+            for (i, &bits) in cost.iter().enumerate().take(self.classes - first) {
+                if bits < best.1 {
+                    best = ((first + i) as u8, bits);
+                }
+            }
+        }
+        best.0
+    }
 }
 
 /// Code length in bits of each token under `counts`, with a small prior so that tokens the

@@ -2,12 +2,21 @@
 //!
 //! Reads the same layout as [`crate::bitio::BitReader`] (least-significant bit first), which is
 //! what the encoder writes with. That reader refills byte by byte and returns a `Result` per
-//! read; the quant decoder reads raw bits for most values and needs a branch-free read, so this
-//! one loads the 8 bytes at the current bit position on every read (at least 57 valid bits) and,
-//! like the rANS decoder, leaves running past the end to [`RawBits::finish`] to report.
-//! [`RawBitsWriter`] writes the same bytes as `BitWriter`, four at a time instead of one.
+//! read; the quant decoder reads raw bits for most values and needs a branch-free read. So this
+//! one hands out a [`Window`] of fixed size over the bytes of the next [`WINDOW_READS`] reads,
+//! which loads the 8 bytes at the current bit position on every read (at least 57 valid bits)
+//! with no bounds check but a clamp, and, like the rANS decoder, leaves running past the end to
+//! [`RawBits::finish`] to report. [`RawBitsWriter`] writes the same bytes as `BitWriter`, four
+//! at a time instead of one.
 
 use crate::CodecError;
+
+/// Most reads one [`Window`] serves, each of at most 32 bits.
+pub const WINDOW_READS: usize = 256;
+
+/// Bytes of a [`Window`]: those of its reads, the first at a bit offset below 8, and the 8
+/// bytes each read loads.
+const WINDOW_BYTES: usize = WINDOW_READS * 4 + 8;
 
 /// Raw bits, least-significant first.
 pub struct RawBits<'a> {
@@ -22,27 +31,37 @@ impl<'a> RawBits<'a> {
         RawBits { bytes, position: 0 }
     }
 
-    /// Reads `count <= 32` bits (zeros past the end of the stream).
+    /// Runs `read` on a window over the bits from the current position (zeros past the end of
+    /// the stream) and moves past the bits it read. The window serves up to [`WINDOW_READS`]
+    /// reads; more read repeated bits (never out of bounds).
     #[inline(always)]
-    pub fn read(&mut self, count: u32) -> u32 {
+    pub fn window<R>(&mut self, read: impl FnOnce(&mut Window<'_>) -> R) -> R {
         let at = self.position / 8;
-        let word = match self.bytes.get(at..).and_then(|b| b.first_chunk::<8>()) {
-            Some(w) => u64::from_le_bytes(*w),
-            None => self.tail_word(at),
+        let padded;
+        let bytes = match self.bytes.get(at..).and_then(<[u8]>::first_chunk) {
+            Some(bytes) => bytes,
+            None => {
+                padded = self.padded_tail(at);
+                &padded
+            }
         };
-        let v = (word >> (self.position % 8)) & ((1u64 << count) - 1);
-        self.position += count as usize;
-        v as u32
+        let mut window = Window {
+            bytes,
+            bit: self.position % 8,
+        };
+        let result = read(&mut window);
+        self.position = 8 * at + window.bit;
+        result
     }
 
-    /// The (zero-padded) bytes from `at` on as a little-endian word.
+    /// The bytes from `at` on, zero-padded to a window.
     #[cold]
-    fn tail_word(&self, at: usize) -> u64 {
+    fn padded_tail(&self, at: usize) -> [u8; WINDOW_BYTES] {
+        let mut padded = [0; WINDOW_BYTES];
         let rest = self.bytes.get(at..).unwrap_or_default();
-        rest.iter()
-            .take(8)
-            .enumerate()
-            .fold(0, |w, (i, &b)| w | (b as u64) << (8 * i))
+        let len = rest.len().min(WINDOW_BYTES);
+        padded[..len].copy_from_slice(&rest[..len]);
+        padded
     }
 
     /// Checks that every bit read was in the stream and that no whole byte was left over.
@@ -56,6 +75,26 @@ impl<'a> RawBits<'a> {
         } else {
             Ok(())
         }
+    }
+}
+
+/// The bytes of the next reads of a [`RawBits`] (see [`RawBits::window`]).
+pub struct Window<'w> {
+    bytes: &'w [u8; WINDOW_BYTES],
+    /// Bits read, counted from the first byte of `bytes`.
+    bit: usize,
+}
+
+impl Window<'_> {
+    /// Reads `count <= 32` bits.
+    #[inline(always)]
+    pub fn read(&mut self, count: u32) -> u32 {
+        // Only a window used beyond its WINDOW_READS reads clamps.
+        let at = (self.bit / 8).min(WINDOW_BYTES - 8);
+        let word = u64::from_le_bytes(*self.bytes[at..].first_chunk().unwrap_or(&[0; 8]));
+        let v = (word >> (self.bit % 8)) & ((1u64 << (count % 64)) - 1);
+        self.bit += count as usize;
+        v as u32
     }
 }
 
@@ -107,16 +146,20 @@ mod tests {
 
     proptest! {
         #[test]
-        fn reads_what_the_bit_writer_wrote(items in proptest::collection::vec((any::<u32>(), 0u32..=32), 0..300)) {
+        fn reads_what_the_bit_writer_wrote(items in proptest::collection::vec((any::<u32>(), 0u32..=32), 0..700)) {
             let mut w = BitWriter::new();
             for &(v, n) in &items {
                 w.write(v.into(), n);
             }
             let bytes = w.finish();
             let mut r = RawBits::new(&bytes);
-            for &(v, n) in &items {
-                let mask = ((1u64 << n) - 1) as u32;
-                prop_assert_eq!(r.read(n), v & mask);
+            for group in items.chunks(WINDOW_READS) {
+                r.window(|w| {
+                    for &(v, n) in group {
+                        let mask = ((1u64 << n) - 1) as u32;
+                        assert_eq!(w.read(n), v & mask);
+                    }
+                });
             }
             prop_assert_eq!(r.finish(), Ok(()));
         }
@@ -138,11 +181,10 @@ mod tests {
     #[test]
     fn reading_too_much_or_too_little_is_reported() {
         let mut r = RawBits::new(&[0xff, 0x01]);
-        assert_eq!(r.read(9), 0x1ff);
-        assert_eq!(r.read(8), 0);
+        assert_eq!(r.window(|w| (w.read(9), w.read(8))), (0x1ff, 0));
         assert!(r.finish().is_err());
         let mut r = RawBits::new(&[0xff, 0x01]);
-        assert_eq!(r.read(3), 7);
+        assert_eq!(r.window(|w| w.read(3)), 7);
         assert!(r.finish().is_err());
     }
 }

@@ -10,6 +10,7 @@
 //! value stored as its 32 raw `f32` bits.
 
 use crate::CodecError;
+use std::sync::OnceLock;
 
 /// Largest |q| the quantizer uses: every such index converts to `f32` exactly.
 pub const MAX_INDEX: u32 = (1 << 24) - 1;
@@ -125,6 +126,45 @@ impl Tokenizer {
     }
 }
 
+/// [`Tokenizer::split_index`] of the default layout, looked up for the small indices (the
+/// vast majority of weights) instead of computed.
+pub struct SplitTable {
+    /// `token << 8 | raw bit count` of every `z < SMALL`.
+    entries: Box<[u32]>,
+}
+
+/// Zigzag indices [`SplitTable`] looks up (|q| below 2048).
+const SMALL: u32 = 1 << 12;
+
+impl SplitTable {
+    /// The table of [`Tokenizer::DEFAULT`], built once.
+    pub fn default_layout() -> &'static SplitTable {
+        static TABLE: OnceLock<SplitTable> = OnceLock::new();
+        TABLE.get_or_init(|| SplitTable {
+            entries: (0..SMALL)
+                .map(|z| {
+                    let (token, _, count) = Tokenizer::DEFAULT.split_index(z);
+                    token << 8 | count
+                })
+                .collect(),
+        })
+    }
+
+    /// What `Tokenizer::DEFAULT.split_index(z)` returns.
+    #[inline(always)]
+    pub fn split(&self, z: u32) -> (u32, u32, u32) {
+        let layout = Tokenizer::DEFAULT;
+        match self.entries.get(z as usize) {
+            Some(&entry) => {
+                let count = entry & 0xff;
+                let raw = (z >> layout.lsb) & ((1 << count) - 1);
+                (entry >> 8, raw, count)
+            }
+            None => layout.split_index(z),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +185,13 @@ mod tests {
             let info = table[token as usize];
             prop_assert_eq!(info.raw_bits, bits);
             prop_assert_eq!(info.base + (raw << t.lsb()), z);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn the_split_table_splits_like_the_default_layout(z in prop_oneof![0u32..2 * SMALL, 0u32..1 << (MAX_TOP_BIT + 1)]) {
+            prop_assert_eq!(SplitTable::default_layout().split(z), Tokenizer::DEFAULT.split_index(z));
         }
     }
 
