@@ -45,14 +45,16 @@ pub fn first_value(intercept: Intercept, prediction: f32, q: f32) -> f32 {
     }
 }
 
-/// Places segments over one sorted group and tracks the prediction between segments.
+/// Places segments over sorted groups, one after the other, and tracks the prediction between
+/// the segments of a group.
+#[derive(Debug, Default)]
 pub struct Placer<'a> {
     sorted: &'a [f32],
     bound: f64,
     /// Intercept grid step; 0 means every intercept is a literal.
     q: f32,
     prediction: f32,
-    /// Segments placed so far.
+    /// Segments placed so far, of all groups.
     pub segments: Vec<Segment>,
 }
 
@@ -63,16 +65,18 @@ struct Window {
     hi: f64,
 }
 
+/// Windows within this many grid steps of the prediction take the fast test of
+/// [`Placer::surely_on_grid`]; it is below [`MAX_STEPS`], so that their grid points are storable.
+const NEAR_STEPS: f64 = (1u64 << 39) as f64;
+
 impl<'a> Placer<'a> {
-    /// A placer for one group of `sorted` values with error bound `bound` and grid step `q`.
-    pub fn new(sorted: &'a [f32], bound: f32, q: f32) -> Self {
-        Placer {
-            sorted,
-            bound: bound as f64,
-            q: if q.is_finite() && q > 0.0 { q } else { 0.0 },
-            prediction: 0.0,
-            segments: Vec::new(),
-        }
+    /// Starts the next group: `sorted` values with error bound `bound` and grid step `q`. The
+    /// segments placed so far are kept.
+    pub fn next_group(&mut self, sorted: &'a [f32], bound: f32, q: f32) {
+        self.sorted = sorted;
+        self.bound = bound as f64;
+        self.q = if q.is_finite() && q > 0.0 { q } else { 0.0 };
+        self.prediction = 0.0;
     }
 
     /// Covers ranks `start..start + len` with segments of slope `slope` (table entry `id`).
@@ -149,6 +153,9 @@ impl<'a> Placer<'a> {
         if w.lo > w.hi {
             return false;
         }
+        if self.surely_on_grid(w) {
+            return true;
+        }
         match self.steps(w) {
             Some(_) => true,
             None => {
@@ -156,6 +163,20 @@ impl<'a> Placer<'a> {
                 self.q == 0.0 && (w.lo..=w.hi).contains(&(mid as f64))
             }
         }
+    }
+
+    /// Whether `w` is at least two grid steps wide and near the prediction: then it holds a
+    /// storable grid point, and [`Self::steps`] (two divisions and roundings) would find one
+    /// too, as its rounding errors are far below a step. Most windows of a segment pass this
+    /// test; only the last few before a segment closes need the exact one.
+    #[inline]
+    fn surely_on_grid(&self, w: Window) -> bool {
+        let q = self.q as f64;
+        let p = self.prediction as f64;
+        q > 0.0
+            && w.hi - w.lo >= 2.0 * q
+            && (w.lo - p).abs() < NEAR_STEPS * q
+            && (w.hi - p).abs() < NEAR_STEPS * q
     }
 
     fn literal(&self, w: Window) -> f32 {
@@ -202,7 +223,8 @@ mod tests {
     #[test]
     fn pwl_placement_splits_where_a_shared_slope_fails() {
         let ys: Vec<f32> = (0..50).map(|i| (i * i) as f32 * 0.01).collect();
-        let mut p = Placer::new(&ys, 0.05, 0.05);
+        let mut p = Placer::default();
+        p.next_group(&ys, 0.05, 0.05);
         p.place(0, ys.len(), 0.3, 0);
         assert!(p.segments.len() > 1);
         let got = decode(&p.segments, &[0.3], 0.05);
@@ -212,7 +234,8 @@ mod tests {
     #[test]
     fn pwl_zero_bound_stores_exact_values() {
         let ys = [1.0f32, 1.0, 1.0, 2.5, 1e30];
-        let mut p = Placer::new(&ys, 0.0, 0.0);
+        let mut p = Placer::default();
+        p.next_group(&ys, 0.0, 0.0);
         p.place(0, ys.len(), 0.0, 0);
         assert_eq!(decode(&p.segments, &[0.0], 0.0), ys);
         assert_eq!(p.segments.len(), 3);

@@ -48,21 +48,29 @@ pub struct SlopeTable {
 /// Groups `slopes` (sorted, a cluster spans less than `threshold`) and stores each group's
 /// median slope; `threshold <= 0` keeps every slope (only equal slopes merge).
 pub fn share(slopes: &[f64], threshold: f64, precision: Precision) -> SlopeTable {
-    let mut order: Vec<usize> = (0..slopes.len()).collect();
-    order.sort_by(|&a, &b| slopes[a].total_cmp(&slopes[b]));
-    let mut clusters: Vec<(f32, Vec<usize>)> = Vec::new();
+    // Ascending by `total_cmp`, ties by index: the keys are distinct, so an unstable sort of
+    // plain integers gives the stable order.
+    let mut order: Vec<(u64, u32)> = slopes
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| (total_key(s), i as u32))
+        .collect();
+    order.sort_unstable();
+    let at = |k: usize| slopes[order[k].1 as usize];
+    // Clusters are runs of `order`: (stored slope, range in `order`).
+    let mut clusters: Vec<(f32, std::ops::Range<usize>)> = Vec::new();
     let mut i = 0;
     while i < order.len() {
-        let first = slopes[order[i]];
+        let first = at(i);
         let mut j = i + 1;
-        while j < order.len() && slopes[order[j]] - first < threshold {
+        while j < order.len() && at(j) - first < threshold {
             j += 1;
         }
-        let value = precision.round(slopes[order[(i + j - 1) / 2]]);
+        let value = precision.round(at((i + j - 1) / 2));
         match clusters.last_mut() {
             // Clusters that round to the same stored slope are one entry.
-            Some((last, members)) if *last == value => members.extend(&order[i..j]),
-            _ => clusters.push((value, order[i..j].to_vec())),
+            Some((last, members)) if *last == value => members.end = j,
+            _ => clusters.push((value, i..j)),
         }
         i = j;
     }
@@ -70,11 +78,23 @@ pub fn share(slopes: &[f64], threshold: f64, precision: Precision) -> SlopeTable
     clusters.sort_by_key(|(_, members)| std::cmp::Reverse(members.len()));
     let mut ids = vec![0u32; slopes.len()];
     for (id, (_, members)) in clusters.iter().enumerate() {
-        members.iter().for_each(|&m| ids[m] = id as u32);
+        order[members.clone()]
+            .iter()
+            .for_each(|&(_, m)| ids[m as usize] = id as u32);
     }
     SlopeTable {
         values: clusters.into_iter().map(|(v, _)| v).collect(),
         ids,
+    }
+}
+
+/// A `u64` whose order is the order of [`f64::total_cmp`].
+fn total_key(v: f64) -> u64 {
+    let b = v.to_bits();
+    if b >> 63 == 1 {
+        !b
+    } else {
+        b | (1 << 63)
     }
 }
 
