@@ -32,7 +32,7 @@ use crate::entropy::huffman::{BitSource, Code};
 use crate::CodecError;
 use half::f16;
 use linearize::{greedy_into, Optimal};
-use place::{eval, first_value, Intercept, Placer, Segment};
+use place::{eval, fill, first_value, Intercept, Placer, Segment};
 use std::ops::Range;
 
 const VERSION: u8 = 1;
@@ -532,7 +532,7 @@ impl SegmentReader<'_> {
     /// Fills `out` with the decoded sorted values of a group of `n` with grid step `q`.
     fn group(&mut self, n: usize, q: f32, out: &mut Vec<f32>) -> Result<(), CodecError> {
         out.clear();
-        out.resize(n, 0.0);
+        out.resize(n + place::BLOCK, 0.0);
         let header = self.header;
         let [lens, slopes, intercepts] = &header.codes[..] else {
             return Err(CodecError::Corrupt("pwl parameter codes missing"));
@@ -541,10 +541,9 @@ impl SegmentReader<'_> {
         let mut at = 0;
         while at < n {
             let len = stream::get(&mut self.bits, lens)? as usize + 1;
-            let slots = out
-                .get_mut(at..)
-                .and_then(|rest| rest.get_mut(..len))
-                .ok_or(CodecError::Corrupt("pwl segment runs past its group"))?;
+            if len > n - at {
+                return Err(CodecError::Corrupt("pwl segment runs past its group"));
+            }
             let symbol = stream::get(&mut self.bits, slopes)?;
             let slope = self.slope(symbol)?;
             let intercept = match stream::get(&mut self.bits, intercepts)? {
@@ -552,12 +551,11 @@ impl SegmentReader<'_> {
                 v => Intercept::Steps(stream::unzigzag(v - 1)),
             };
             let first = first_value(intercept, prediction, q);
-            for (j, slot) in slots.iter_mut().enumerate() {
-                *slot = eval(first, slope, j);
-            }
+            fill(&mut out[at..], len, first, slope);
             prediction = eval(first, slope, len);
             at += len;
         }
+        out.truncate(n);
         Ok(())
     }
 

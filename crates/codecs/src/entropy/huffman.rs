@@ -172,7 +172,7 @@ impl Code {
     }
 
     /// Reads one symbol.
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, r: &mut BitSource<'_>) -> Result<usize, CodecError> {
         let (symbol, len) = self
             .table

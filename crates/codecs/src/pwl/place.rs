@@ -36,6 +36,33 @@ pub fn eval(first: f32, slope: f32, j: usize) -> f32 {
     first + slope * j as f32
 }
 
+/// Segments up to this long are evaluated with one fixed block of writes (no loop whose
+/// trip count changes from segment to segment).
+pub const BLOCK: usize = 8;
+
+/// `j as f32` for `j < BLOCK`.
+const OFFSETS: [f32; BLOCK] = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0];
+
+/// Sets `out[j] = eval(first, slope, j)` for `j < len`, where `len <= out.len()` and
+/// `out.len() < 2^32` (as every group is). May also write `out[len..BLOCK]`: the caller keeps
+/// [`BLOCK`] spare slots after the group and overwrites them with the next segment.
+#[inline]
+pub fn fill(out: &mut [f32], len: usize, first: f32, slope: f32) {
+    match out.first_chunk_mut::<BLOCK>() {
+        Some(block) if len <= BLOCK => {
+            for (slot, &j) in block.iter_mut().zip(&OFFSETS) {
+                *slot = first + slope * j;
+            }
+        }
+        // `j as f32` of a `u32` is a single conversion; of a `usize` it needs a branch.
+        _ => {
+            for (j, slot) in (0..=u32::MAX).zip(&mut out[..len]) {
+                *slot = first + slope * j as f32;
+            }
+        }
+    }
+}
+
 /// The first value of a segment, exactly as decoded.
 #[inline]
 pub fn first_value(intercept: Intercept, prediction: f32, q: f32) -> f32 {
@@ -144,8 +171,8 @@ impl<'a> Placer<'a> {
         }
         let q = self.q as f64;
         let p = self.prediction as f64;
-        let k_lo = ((w.lo - p) / q).ceil();
-        let k_hi = ((w.hi - p) / q).floor();
+        let k_lo = -floor(-(w.lo - p) / q);
+        let k_hi = floor((w.hi - p) / q);
         (k_lo <= k_hi && k_hi >= -MAX_STEPS && k_lo <= MAX_STEPS).then_some((k_lo, k_hi))
     }
 
@@ -204,6 +231,25 @@ impl<'a> Placer<'a> {
     }
 }
 
+/// `x.floor()` (for every `x`, NaN and infinities included, up to the sign of a zero) without
+/// the library call that `f64::floor` compiles to on the baseline x86-64 target, which has no
+/// rounding instruction; the placement rounds two window ends per point.
+#[inline]
+fn floor(x: f64) -> f64 {
+    /// From 2^52 on, every `f64` is a whole number.
+    const WHOLE: f64 = (1u64 << 52) as f64;
+    if x.abs() < WHOLE {
+        let t = x as i64 as f64;
+        if t > x {
+            t - 1.0
+        } else {
+            t
+        }
+    } else {
+        x
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +275,33 @@ mod tests {
         assert!(p.segments.len() > 1);
         let got = decode(&p.segments, &[0.3], 0.05);
         assert!(ys.iter().zip(&got).all(|(a, b)| (a - b).abs() <= 0.05));
+    }
+
+    #[test]
+    fn pwl_floor_matches_the_library() {
+        let cases = [
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.0,
+            -1.0,
+            -1.5,
+            2.999_999,
+            -2.000_001,
+            4503599627370495.5,
+            -4503599627370495.5,
+            1e300,
+            -1e300,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE,
+            -f64::MIN_POSITIVE,
+        ];
+        for x in cases {
+            assert_eq!(floor(x), x.floor(), "{x}");
+        }
+        assert!(floor(f64::NAN).is_nan());
     }
 
     #[test]

@@ -48,14 +48,13 @@ pub struct SlopeTable {
 /// Groups `slopes` (sorted, a cluster spans less than `threshold`) and stores each group's
 /// median slope; `threshold <= 0` keeps every slope (only equal slopes merge).
 pub fn share(slopes: &[f64], threshold: f64, precision: Precision) -> SlopeTable {
-    // Ascending by `total_cmp`, ties by index: the keys are distinct, so an unstable sort of
-    // plain integers gives the stable order.
+    // Ascending by `total_cmp`, ties by index (the radix sort is stable).
     let mut order: Vec<(u64, u32)> = slopes
         .iter()
         .enumerate()
         .map(|(i, &s)| (total_key(s), i as u32))
         .collect();
-    order.sort_unstable();
+    super::sort::radix_sort(&mut order, &mut Vec::new(), 8, |(k, _)| k);
     let at = |k: usize| slopes[order[k].1 as usize];
     // Clusters are runs of `order`: (stored slope, range in `order`).
     let mut clusters: Vec<(f32, std::ops::Range<usize>)> = Vec::new();

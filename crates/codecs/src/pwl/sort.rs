@@ -33,47 +33,56 @@ impl Sorter {
         if self.keys.len() < RADIX_MIN {
             self.keys.sort_unstable();
         } else {
-            self.radix_sort();
+            radix_sort(&mut self.keys, &mut self.scratch, 4, |k| k >> 32);
         }
         order.extend(self.keys.iter().map(|&k| k as u32));
         sorted.extend(self.keys.iter().map(|&k| values[(k as u32) as usize]));
     }
+}
 
-    /// Stable LSD radix sort of `keys` by their high 32 bits, a byte at a time; a byte that is
-    /// the same in every key is skipped.
-    fn radix_sort(&mut self) {
-        let n = self.keys.len();
-        let mut counts = [[0u32; 256]; 4];
-        for &k in &self.keys {
-            for (digit, count) in counts.iter_mut().enumerate() {
-                count[byte_of(k, digit)] += 1;
-            }
+/// Stable least-significant-digit radix sort of `items` by the low `bytes` (<= 8) bytes of
+/// `key`, a byte at a time; a byte that is the same in every item is skipped. `scratch` is a
+/// buffer for the passes.
+pub fn radix_sort<T: Copy + Default>(
+    items: &mut Vec<T>,
+    scratch: &mut Vec<T>,
+    bytes: usize,
+    key: impl Fn(T) -> u64,
+) {
+    let n = items.len();
+    let mut counts = [[0u32; 256]; 8];
+    let counts = &mut counts[..bytes.min(8)];
+    for &item in items.iter() {
+        let k = key(item);
+        for (digit, count) in counts.iter_mut().enumerate() {
+            count[byte_of(k, digit)] += 1;
         }
-        self.scratch.resize(n, 0);
-        for (digit, count) in counts.iter().enumerate() {
-            if count.iter().any(|&c| c as usize == n) {
-                continue;
-            }
-            let mut next = [0u32; 256];
-            let mut at = 0;
-            for (slot, &c) in next.iter_mut().zip(count) {
-                *slot = at;
-                at += c;
-            }
-            for &k in &self.keys {
-                let b = byte_of(k, digit);
-                self.scratch[next[b] as usize] = k;
-                next[b] += 1;
-            }
-            std::mem::swap(&mut self.keys, &mut self.scratch);
+    }
+    scratch.clear();
+    scratch.resize(n, T::default());
+    for (digit, count) in counts.iter().enumerate() {
+        if count.iter().any(|&c| c as usize == n) {
+            continue;
         }
+        let mut next = [0u32; 256];
+        let mut at = 0;
+        for (slot, &c) in next.iter_mut().zip(count) {
+            *slot = at;
+            at += c;
+        }
+        for &item in items.iter() {
+            let b = byte_of(key(item), digit);
+            scratch[next[b] as usize] = item;
+            next[b] += 1;
+        }
+        std::mem::swap(items, scratch);
     }
 }
 
-/// Byte `digit` (0 = least significant) of the value half of `key`.
+/// Byte `digit` (0 = least significant) of `key`.
 #[inline]
 fn byte_of(key: u64, digit: usize) -> usize {
-    ((key >> (32 + 8 * digit)) & 0xff) as usize
+    ((key >> (8 * digit)) & 0xff) as usize
 }
 
 /// A `u32` whose order is the numeric order of finite floats.

@@ -53,7 +53,7 @@ impl Bucket {
     }
 
     /// The value of `symbol` with its extra bits read from `r`.
-    #[inline]
+    #[inline(always)]
     pub fn read(symbol: usize, r: &mut BitSource<'_>) -> Result<u64, CodecError> {
         if symbol < DIRECT as usize {
             return Ok(symbol as u64);
@@ -76,7 +76,7 @@ pub fn put(w: &mut BitWriter, code: &Code, v: u64) {
 }
 
 /// Reads a value written by [`put`].
-#[inline]
+#[inline(always)]
 pub fn get(r: &mut BitSource<'_>, code: &Code) -> Result<u64, CodecError> {
     let symbol = code.get(r)?;
     Bucket::read(symbol, r)
