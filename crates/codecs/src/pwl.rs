@@ -17,6 +17,7 @@
 //! - `block`: per group the grid step `q` (f32), present only with grid intercepts;
 //! - `block`: the segment bit stream; `block`: the rank bit stream.
 
+mod bits;
 mod linearize;
 mod place;
 mod ranks;
@@ -396,7 +397,7 @@ fn write_payload(
     }
     let all = &placed.segments;
     let params = parameters(all, flags & FLAG_SHARED != 0);
-    let mut w = BitWriter::new();
+    let mut w = bits::WordWriter::default();
     if !params.is_empty() {
         let codes = build_codes(&params, options.huffman);
         codes.iter().for_each(|c| c.write(&mut out));
@@ -428,7 +429,7 @@ fn write_payload(
 
 /// The rank stream: per group, the rank of each value in its group.
 fn write_ranks(fits: &Fits, coding: RankCoding) -> Vec<u8> {
-    let mut packed = ranks::Packer::default();
+    let mut packed = bits::WordWriter::default();
     let mut lehmer = BitWriter::new();
     let mut ranks = Vec::new();
     for range in fits.groups.ranges() {
@@ -438,7 +439,7 @@ fn write_ranks(fits: &Fits, coding: RankCoding) -> Vec<u8> {
             ranks[pos as usize] = rank as u32;
         }
         match coding {
-            RankCoding::Packed => packed.put(&ranks),
+            RankCoding::Packed => ranks::put_packed(&mut packed, &ranks),
             RankCoding::Permutation => ranks::put_permutation(&mut lehmer, &ranks),
         }
     }

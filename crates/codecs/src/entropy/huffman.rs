@@ -146,6 +146,14 @@ impl Code {
         w.write(self.codes[symbol] as u64, self.lengths[symbol] as u32);
     }
 
+    /// The bits [`Code::put`] writes for `symbol` (which must have a code, debug-checked):
+    /// `(bits, length)`, for writers other than [`BitWriter`].
+    #[inline]
+    pub fn codeword(&self, symbol: usize) -> (u64, u32) {
+        debug_assert!(self.is_coded(symbol), "symbol {symbol} has no code");
+        (self.codes[symbol] as u64, self.lengths[symbol] as u32)
+    }
+
     fn is_coded(&self, symbol: usize) -> bool {
         symbol < self.lengths.len() && (self.lengths[symbol] > 0 || self.max_len == 0)
     }

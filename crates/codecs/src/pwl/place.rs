@@ -239,12 +239,10 @@ fn floor(x: f64) -> f64 {
     /// From 2^52 on, every `f64` is a whole number.
     const WHOLE: f64 = (1u64 << 52) as f64;
     if x.abs() < WHOLE {
+        // Truncation rounds negative fractions up; subtract one there, without a branch (its
+        // direction would be a coin toss).
         let t = x as i64 as f64;
-        if t > x {
-            t - 1.0
-        } else {
-            t
-        }
+        t - f64::from(u8::from(t > x))
     } else {
         x
     }

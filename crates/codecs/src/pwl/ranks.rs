@@ -9,6 +9,7 @@
 //!   4096 symbols at 12-bit precision, while the digits here are uniform over radices up to
 //!   `n`, which mixed-radix arithmetic codes exactly.
 
+use super::bits::WordWriter;
 use crate::bitio::{BitReader, BitWriter};
 use crate::entropy::huffman::bits_for;
 use crate::CodecError;
@@ -17,46 +18,10 @@ use crate::CodecError;
 /// (radix < 2^32) never overflows `u128`.
 const CHUNK_LIMIT: u128 = 1 << 95;
 
-/// Writes packed ranks LSB-first a 64-bit word at a time; its bytes are those [`BitWriter`]
-/// would write for the same values (which writes a byte at a time, too slow for one rank
-/// of every weight).
-#[derive(Debug, Default)]
-pub struct Packer {
-    bytes: Vec<u8>,
-    /// Pending bits, the low `filled` ones valid.
-    acc: u64,
-    filled: u32,
-}
-
-impl Packer {
-    /// Writes `ranks` (a permutation of `0..ranks.len()`) in `ceil(log2 n)` bits each.
-    pub fn put(&mut self, ranks: &[u32]) {
-        let width = bits_for(ranks.len().saturating_sub(1) as u64);
-        ranks.iter().for_each(|&r| self.put_one(r as u64, width));
-    }
-
-    /// Writes `v < 2^width`, `width <= 32`.
-    #[inline]
-    fn put_one(&mut self, v: u64, width: u32) {
-        self.acc |= v << self.filled;
-        let total = self.filled + width;
-        if total < 64 {
-            self.filled = total;
-            return;
-        }
-        self.bytes.extend_from_slice(&self.acc.to_le_bytes());
-        // `total >= 64` with `width <= 32` means `filled > 0`: the shift is below 64.
-        self.acc = v >> (64 - self.filled);
-        self.filled = total - 64;
-    }
-
-    /// The bytes, the last one zero padded.
-    pub fn finish(mut self) -> Vec<u8> {
-        let tail = self.filled.div_ceil(8) as usize;
-        self.bytes
-            .extend_from_slice(&self.acc.to_le_bytes()[..tail]);
-        self.bytes
-    }
+/// Writes `ranks` (a permutation of `0..ranks.len()`) in `ceil(log2 n)` bits each.
+pub fn put_packed(w: &mut WordWriter, ranks: &[u32]) {
+    let width = bits_for(ranks.len().saturating_sub(1) as u64);
+    ranks.iter().for_each(|&r| w.write(r as u64, width));
 }
 
 /// Reads packed ranks a word at a time and gathers the values they point to.
@@ -275,9 +240,9 @@ mod tests {
                     prop_assert!((bits as f64) <= ideal * 1.01 + 8.0, "{} bits vs log2(n!) {}", bits, ideal);
                 } else {
                     // Twice, so that the second group starts within a byte.
-                    let mut p = Packer::default();
-                    p.put(&perm);
-                    p.put(&perm);
+                    let mut p = WordWriter::default();
+                    put_packed(&mut p, &perm);
+                    put_packed(&mut p, &perm);
                     let bytes = p.finish();
                     let mut w = BitWriter::new();
                     let width = bits_for(perm.len().saturating_sub(1) as u64);

@@ -48,13 +48,7 @@ pub struct SlopeTable {
 /// Groups `slopes` (sorted, a cluster spans less than `threshold`) and stores each group's
 /// median slope; `threshold <= 0` keeps every slope (only equal slopes merge).
 pub fn share(slopes: &[f64], threshold: f64, precision: Precision) -> SlopeTable {
-    // Ascending by `total_cmp`, ties by index (the radix sort is stable).
-    let mut order: Vec<(u64, u32)> = slopes
-        .iter()
-        .enumerate()
-        .map(|(i, &s)| (total_key(s), i as u32))
-        .collect();
-    super::sort::radix_sort(&mut order, &mut Vec::new(), 8, |(k, _)| k);
+    let order = sort_slopes(slopes);
     let at = |k: usize| slopes[order[k].1 as usize];
     // Clusters are runs of `order`: (stored slope, range in `order`).
     let mut clusters: Vec<(f32, std::ops::Range<usize>)> = Vec::new();
@@ -87,6 +81,27 @@ pub fn share(slopes: &[f64], threshold: f64, precision: Precision) -> SlopeTable
     }
 }
 
+/// `(key, index)` of every slope, ascending by [`f64::total_cmp`] and ties by index.
+///
+/// A radix sort by the top three bytes of the keys (sign, exponent and 12 bits of mantissa), then
+/// each run of equal top bytes sorted on its own: runs are short on real slopes, so this takes
+/// three passes instead of the eight of a full radix sort.
+fn sort_slopes(slopes: &[f64]) -> Vec<(u64, u32)> {
+    const LOW_BITS: u32 = 40;
+    let mut order: Vec<(u64, u32)> = slopes
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| (total_key(s), i as u32))
+        .collect();
+    super::sort::radix_sort(&mut order, &mut Vec::new(), 3, |(k, _)| k >> LOW_BITS);
+    for run in order.chunk_by_mut(|a, b| a.0 >> LOW_BITS == b.0 >> LOW_BITS) {
+        if run.len() > 1 {
+            run.sort_unstable();
+        }
+    }
+    order
+}
+
 /// A `u64` whose order is the order of [`f64::total_cmp`].
 fn total_key(v: f64) -> u64 {
     let b = v.to_bits();
@@ -100,6 +115,22 @@ fn total_key(v: f64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn pwl_slopes_sort_by_total_order_then_index(
+            slopes in proptest::collection::vec(prop_oneof![
+                Just(0.0), Just(-0.0), Just(1.5e-5), Just(-2.0), Just(f64::INFINITY),
+                -1e-3f64..1e-3, 1.0f64..1.0001, any::<f64>(),
+            ], 0..400),
+        ) {
+            let mut expect: Vec<u32> = (0..slopes.len() as u32).collect();
+            expect.sort_by(|&a, &b| slopes[a as usize].total_cmp(&slopes[b as usize]));
+            let got: Vec<u32> = sort_slopes(&slopes).iter().map(|&(_, i)| i).collect();
+            prop_assert_eq!(got, expect);
+        }
+    }
 
     #[test]
     fn pwl_close_slopes_share_an_entry() {
