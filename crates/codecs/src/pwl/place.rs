@@ -152,7 +152,10 @@ impl<'a> Placer<'a> {
                 lo: w.lo.max(r - self.bound),
                 hi: w.hi.min(r + self.bound),
             };
-            if !self.storable(next) {
+            // A window that did not shrink stays storable (and the first point always shrinks
+            // the infinite one).
+            let same = next.lo == w.lo && next.hi == w.hi;
+            if !same && !self.storable(next) {
                 return (j, w);
             }
             w = next;
