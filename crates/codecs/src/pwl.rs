@@ -17,10 +17,12 @@
 //! - `block`: per group the grid step `q` (f32), present only with grid intercepts;
 //! - `block`: the segment bit stream; `block`: the rank bit stream.
 
+mod bits;
 mod linearize;
 mod place;
 mod ranks;
 mod slopes;
+mod sort;
 mod stream;
 
 pub use linearize::{greedy, optimal, Piece};
@@ -30,7 +32,9 @@ use crate::bitio::{BitReader, BitWriter, ByteReader, PutBytes};
 use crate::entropy::huffman::{BitSource, Code};
 use crate::CodecError;
 use half::f16;
-use place::{eval, first_value, Intercept, Placer, Segment};
+use linearize::{greedy_into, Optimal};
+use place::{eval, fill, first_value, Intercept, Placer, Segment};
+use std::ops::Range;
 
 const VERSION: u8 = 1;
 const FLAG_HUFFMAN: u8 = 1;
@@ -188,50 +192,67 @@ impl Groups {
         self.total.div_ceil(self.size)
     }
 
-    fn ranges(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    fn ranges(&self) -> impl Iterator<Item = Range<usize>> + '_ {
         (0..self.count()).map(|g| g * self.size..((g + 1) * self.size).min(self.total))
     }
 }
 
-/// One group after sorting and linearization.
-struct Fit {
-    /// `order[i]`: position (within the group) of the `i`-th smallest value.
+/// All groups of a tensor after sorting and linearization. The data of a group lie at its
+/// range of values (`groups.ranges()`) in `order` and `sorted`.
+struct Fits {
+    groups: Groups,
+    /// Per group: `order[i]` is the position (within the group) of its `i`-th smallest value.
     order: Vec<u32>,
+    /// Per group: its values in ascending order.
     sorted: Vec<f32>,
+    /// Proposed segments of all groups, in group order; `start` is a rank within the group.
     pieces: Vec<Piece>,
-    bound: f32,
+    /// Per group: where its pieces end in `pieces`.
+    piece_ends: Vec<usize>,
+    /// Per group: its error bound.
+    bounds: Vec<f32>,
 }
 
-/// Sorts a group stably (ties by position) and proposes segments.
-fn fit_group(values: &[f32], bound: f32, eps: f64, linearizer: Linearizer) -> Fit {
-    let mut keys: Vec<u64> = values
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| ((order_key(v) as u64) << 32) | i as u64)
-        .collect();
-    keys.sort_unstable();
-    let order: Vec<u32> = keys.iter().map(|&k| k as u32).collect();
-    let sorted: Vec<f32> = order.iter().map(|&i| values[i as usize]).collect();
-    let y: Vec<f64> = sorted.iter().map(|&v| v as f64).collect();
-    let pieces = match linearizer {
-        Linearizer::Optimal => optimal(&y, eps),
-        Linearizer::Greedy => greedy(&y, eps),
-    };
-    Fit {
-        order,
-        sorted,
-        pieces,
-        bound,
+impl Fits {
+    /// Sorts every group (stably, ties by position) and proposes its segments, reusing the
+    /// buffers across groups.
+    fn new(values: &[f32], rows: usize, bounds: &[f32], options: &Options) -> Fits {
+        let groups = Groups::new(values.len(), rows, options.granularity);
+        let cols = values.len() / rows.max(1);
+        let pm = options.merge();
+        let mut fits = Fits {
+            groups,
+            order: Vec::with_capacity(values.len()),
+            sorted: Vec::with_capacity(values.len()),
+            pieces: Vec::new(),
+            piece_ends: Vec::with_capacity(groups.count()),
+            bounds: Vec::with_capacity(groups.count()),
+        };
+        let mut sorter = sort::Sorter::default();
+        let mut optimal = Optimal::default();
+        for range in groups.ranges() {
+            let bound = group_bound(&range, cols, bounds);
+            let eps = bound as f64 * (1.0 - pm);
+            sorter.sort(&values[range.clone()], &mut fits.order, &mut fits.sorted);
+            let sorted = &fits.sorted[range];
+            match options.linearizer {
+                Linearizer::Optimal => optimal.run(sorted, eps, &mut fits.pieces),
+                Linearizer::Greedy => greedy_into(sorted, eps, &mut fits.pieces),
+            }
+            fits.piece_ends.push(fits.pieces.len());
+            fits.bounds.push(bound);
+        }
+        fits
     }
-}
 
-/// A `u32` whose order is the numeric order of finite floats.
-fn order_key(v: f32) -> u32 {
-    let b = v.to_bits();
-    if b >> 31 == 1 {
-        !b
-    } else {
-        b | 0x8000_0000
+    /// Per group: its range of values, its pieces and its bound.
+    fn iter(&self) -> impl Iterator<Item = (Range<usize>, &[Piece], f32)> + '_ {
+        let starts = std::iter::once(0).chain(self.piece_ends.iter().copied());
+        self.groups
+            .ranges()
+            .zip(starts.zip(&self.piece_ends))
+            .zip(&self.bounds)
+            .map(|((range, (start, &end)), &bound)| (range, &self.pieces[start..end], bound))
     }
 }
 
@@ -252,40 +273,28 @@ pub fn encode_with_stats(
     bounds: &[f32],
     options: &Options,
 ) -> (Vec<u8>, Stats) {
-    let groups = Groups::new(values.len(), rows, options.granularity);
-    let cols = values.len() / rows.max(1);
-    let pm = options.merge();
-    let fits: Vec<Fit> = groups
-        .ranges()
-        .map(|range| {
-            let bound = group_bound(&range, cols, bounds);
-            let eps = bound as f64 * (1.0 - pm);
-            fit_group(&values[range], bound, eps, options.linearizer)
-        })
-        .collect();
+    let fits = Fits::new(values, rows, bounds, options);
     let table = slope_table(&fits, options);
-    let placed = place_all(&fits, &table, pm);
+    let placed = place_all(&fits, &table, options.merge());
     let mut stats = Stats {
         values: values.len(),
-        groups: fits.len(),
-        pieces: fits.iter().map(|f| f.pieces.len()).sum(),
+        groups: fits.groups.count(),
+        pieces: fits.pieces.len(),
         slopes: table.values.len(),
         ..Stats::default()
     };
-    let out = write_payload(groups.size, &fits, &table, &placed, options, &mut stats);
+    let out = write_payload(&fits, &table, &placed, options, &mut stats);
     (out, stats)
 }
 
 /// Slope table over all proposed pieces of the tensor.
-fn slope_table(fits: &[Fit], options: &Options) -> slopes::SlopeTable {
-    let proposals: Vec<f64> = fits
-        .iter()
-        .flat_map(|f| f.pieces.iter().map(|p| p.slope))
-        .collect();
+fn slope_table(fits: &Fits, options: &Options) -> slopes::SlopeTable {
+    let proposals: Vec<f64> = fits.pieces.iter().map(|p| p.slope).collect();
     if options.pd > 0.0 {
         let p = fits
+            .bounds
             .iter()
-            .map(|f| f.bound)
+            .copied()
             .filter(|&b| b > 0.0)
             .fold(f32::INFINITY, f32::min);
         let threshold = if p.is_finite() {
@@ -305,29 +314,30 @@ fn slope_table(fits: &[Fit], options: &Options) -> slopes::SlopeTable {
     }
 }
 
-/// A group's stored segments and its grid step.
+/// The stored segments of all groups and each group's grid step.
 struct Placed {
     segments: Vec<Segment>,
-    q: f32,
+    steps: Vec<f32>,
 }
 
-fn place_all(fits: &[Fit], table: &slopes::SlopeTable, pm: f64) -> Vec<Placed> {
+fn place_all(fits: &Fits, table: &slopes::SlopeTable, pm: f64) -> Placed {
     let mut ids = table.ids.iter();
-    fits.iter()
-        .map(|fit| {
-            let q = (2.0 * pm * fit.bound as f64) as f32;
-            let mut placer = Placer::new(&fit.sorted, fit.bound, q);
-            for piece in &fit.pieces {
-                let id = ids.next().copied().unwrap_or(0);
-                let slope = table.values.get(id as usize).copied().unwrap_or(0.0);
-                placer.place(piece.start, piece.len, slope, id);
-            }
-            Placed {
-                segments: placer.segments,
-                q,
-            }
-        })
-        .collect()
+    let mut placer = Placer::default();
+    let mut steps = Vec::with_capacity(fits.groups.count());
+    for (range, pieces, bound) in fits.iter() {
+        let q = (2.0 * pm * bound as f64) as f32;
+        placer.next_group(&fits.sorted[range], bound, q);
+        for piece in pieces {
+            let id = ids.next().copied().unwrap_or(0);
+            let slope = table.values.get(id as usize).copied().unwrap_or(0.0);
+            placer.place(piece.start, piece.len, slope, id);
+        }
+        steps.push(q);
+    }
+    Placed {
+        segments: placer.segments,
+        steps,
+    }
 }
 
 /// The three parameter values of a segment: (length - 1, slope symbol, intercept symbol).
@@ -369,16 +379,15 @@ fn build_codes(params: &[[u64; 3]], huffman: bool) -> Vec<Code> {
 }
 
 fn write_payload(
-    group_size: usize,
-    fits: &[Fit],
+    fits: &Fits,
     table: &slopes::SlopeTable,
-    placed: &[Placed],
+    placed: &Placed,
     options: &Options,
     stats: &mut Stats,
 ) -> Vec<u8> {
     let flags = options.flags();
     let mut out = vec![VERSION, flags];
-    out.put_varint(group_size as u64);
+    out.put_varint(fits.groups.size as u64);
     out.put_varint(table.values.len() as u64);
     for &s in &table.values {
         match options.slope_precision {
@@ -386,13 +395,13 @@ fn write_payload(
             Precision::F16 => out.extend_from_slice(&f16::from_f32(s).to_le_bytes()),
         }
     }
-    let all: Vec<Segment> = placed.iter().flat_map(|p| p.segments.clone()).collect();
-    let params = parameters(&all, flags & FLAG_SHARED != 0);
-    let mut w = BitWriter::new();
+    let all = &placed.segments;
+    let params = parameters(all, flags & FLAG_SHARED != 0);
+    let mut w = bits::WordWriter::default();
     if !params.is_empty() {
         let codes = build_codes(&params, options.huffman);
         codes.iter().for_each(|c| c.write(&mut out));
-        for (p, s) in params.iter().zip(&all) {
+        for (p, s) in params.iter().zip(all) {
             (0..3).for_each(|k| stream::put(&mut w, &codes[k], p[k]));
             if let Intercept::Literal(v) = s.intercept {
                 w.write(v.to_bits() as u64, 32);
@@ -400,7 +409,7 @@ fn write_payload(
         }
     }
     if flags & FLAG_GRID != 0 {
-        let q: Vec<u8> = placed.iter().flat_map(|p| p.q.to_le_bytes()).collect();
+        let q: Vec<u8> = placed.steps.iter().flat_map(|q| q.to_le_bytes()).collect();
         out.put_block(&q);
     }
     let segment_bytes = w.finish();
@@ -418,21 +427,26 @@ fn write_payload(
     out
 }
 
-fn write_ranks(fits: &[Fit], coding: RankCoding) -> Vec<u8> {
-    let mut w = BitWriter::new();
+/// The rank stream: per group, the rank of each value in its group.
+fn write_ranks(fits: &Fits, coding: RankCoding) -> Vec<u8> {
+    let mut packed = bits::WordWriter::default();
+    let mut lehmer = BitWriter::new();
     let mut ranks = Vec::new();
-    for fit in fits {
+    for range in fits.groups.ranges() {
         ranks.clear();
-        ranks.resize(fit.order.len(), 0u32);
-        for (rank, &pos) in fit.order.iter().enumerate() {
+        ranks.resize(range.len(), 0u32);
+        for (rank, &pos) in fits.order[range].iter().enumerate() {
             ranks[pos as usize] = rank as u32;
         }
         match coding {
-            RankCoding::Packed => ranks::put_packed(&mut w, &ranks),
-            RankCoding::Permutation => ranks::put_permutation(&mut w, &ranks),
+            RankCoding::Packed => ranks::put_packed(&mut packed, &ranks),
+            RankCoding::Permutation => ranks::put_permutation(&mut lehmer, &ranks),
         }
     }
-    w.finish()
+    match coding {
+        RankCoding::Packed => packed.finish(),
+        RankCoding::Permutation => lehmer.finish(),
+    }
 }
 
 /// Everything the decoder reads before the streams.
@@ -519,14 +533,16 @@ impl SegmentReader<'_> {
     /// Fills `out` with the decoded sorted values of a group of `n` with grid step `q`.
     fn group(&mut self, n: usize, q: f32, out: &mut Vec<f32>) -> Result<(), CodecError> {
         out.clear();
-        let mut prediction = 0.0f32;
+        out.resize(n + place::BLOCK, 0.0);
         let header = self.header;
         let [lens, slopes, intercepts] = &header.codes[..] else {
             return Err(CodecError::Corrupt("pwl parameter codes missing"));
         };
-        while out.len() < n {
+        let mut prediction = 0.0f32;
+        let mut at = 0;
+        while at < n {
             let len = stream::get(&mut self.bits, lens)? as usize + 1;
-            if len > n - out.len() {
+            if len > n - at {
                 return Err(CodecError::Corrupt("pwl segment runs past its group"));
             }
             let symbol = stream::get(&mut self.bits, slopes)?;
@@ -536,9 +552,11 @@ impl SegmentReader<'_> {
                 v => Intercept::Steps(stream::unzigzag(v - 1)),
             };
             let first = first_value(intercept, prediction, q);
-            out.extend((0..len).map(|j| eval(first, slope, j)));
+            fill(&mut out[at..], len, first, slope);
             prediction = eval(first, slope, len);
+            at += len;
         }
+        out.truncate(n);
         Ok(())
     }
 
@@ -579,15 +597,16 @@ pub fn decode(payload: &[u8], rows: usize, cols: usize) -> Result<Vec<f32>, Code
         slope_id: None,
         next_inline: 0,
     };
-    let mut ranks = BitReader::new(rank_bytes);
+    let mut packed = ranks::PackedReader::new(rank_bytes);
+    let mut lehmer = BitReader::new(rank_bytes);
     let mut out = Vec::with_capacity(total.min(rank_bytes.len().saturating_mul(8) + 64));
     let mut sorted = Vec::new();
     for (range, &q) in header.groups.ranges().zip(&header.steps) {
         segments.group(range.len(), q, &mut sorted)?;
         if header.flags & FLAG_PERMUTATION != 0 {
-            ranks::gather_permutation(&mut ranks, &sorted, &mut out)?;
+            ranks::gather_permutation(&mut lehmer, &sorted, &mut out)?;
         } else {
-            ranks::gather_packed(&mut ranks, &sorted, &mut out)?;
+            packed.gather(&sorted, &mut out)?;
         }
     }
     Ok(out)

@@ -146,6 +146,14 @@ impl Code {
         w.write(self.codes[symbol] as u64, self.lengths[symbol] as u32);
     }
 
+    /// The bits [`Code::put`] writes for `symbol` (which must have a code, debug-checked):
+    /// `(bits, length)`, for writers other than [`BitWriter`].
+    #[inline]
+    pub fn codeword(&self, symbol: usize) -> (u64, u32) {
+        debug_assert!(self.is_coded(symbol), "symbol {symbol} has no code");
+        (self.codes[symbol] as u64, self.lengths[symbol] as u32)
+    }
+
     fn is_coded(&self, symbol: usize) -> bool {
         symbol < self.lengths.len() && (self.lengths[symbol] > 0 || self.max_len == 0)
     }
@@ -172,12 +180,14 @@ impl Code {
     }
 
     /// Reads one symbol.
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, r: &mut BitSource<'_>) -> Result<usize, CodecError> {
-        let (symbol, len) = self.table[r.peek(self.max_len) as usize];
-        if len == INVALID {
-            return Err(CodecError::Corrupt("bit pattern is not a Huffman code"));
-        }
+        let (symbol, len) = self
+            .table
+            .get(r.peek(self.max_len) as usize)
+            .copied()
+            .filter(|&(_, len)| len != INVALID)
+            .ok_or(CodecError::Corrupt("bit pattern is not a Huffman code"))?;
         r.consume(len as u32)?;
         Ok(symbol as usize)
     }
@@ -285,44 +295,92 @@ fn decode_table(lengths: &[u8], codes: &[u32], max_len: u32) -> Vec<(u16, u8)> {
 /// An LSB-first bit reader with peeking, over the bytes of a [`BitWriter`].
 ///
 /// [`crate::bitio::BitReader`] has no peek, which table decoding needs; this reader reads the
-/// same bit order.
+/// same bit order. It keeps the next bits in a 64-bit buffer, refilled a word at a time, so
+/// that a symbol costs a mask, a table lookup and a shift.
 #[derive(Debug, Clone)]
 pub struct BitSource<'a> {
     bytes: &'a [u8],
-    bit: usize,
+    /// Next byte of `bytes` to load into `acc`.
+    pos: usize,
+    /// The next `avail` bits of the stream, least significant first; above them the bits
+    /// that follow, or zeros.
+    acc: u64,
+    avail: u32,
 }
+
+/// Most bits [`BitSource::peek`] and [`BitSource::read`] take at once.
+pub const MAX_PEEK: u32 = 56;
 
 impl<'a> BitSource<'a> {
     /// A reader at the first bit of `bytes`.
     pub fn new(bytes: &'a [u8]) -> Self {
-        BitSource { bytes, bit: 0 }
-    }
-
-    /// The next `count` (<= 57) bits without consuming them; bits past the end read as zero.
-    #[inline]
-    pub fn peek(&self, count: u32) -> u64 {
-        let byte = self.bit / 8;
-        let mut word = [0u8; 8];
-        if let Some(tail) = self.bytes.get(byte..) {
-            let n = tail.len().min(8);
-            word[..n].copy_from_slice(&tail[..n]);
+        BitSource {
+            bytes,
+            pos: 0,
+            acc: 0,
+            avail: 0,
         }
-        let v = u64::from_le_bytes(word) >> (self.bit % 8);
-        v & ((1u64 << count) - 1)
     }
 
-    /// Skips `count` bits; errors if that passes the end.
+    /// Loads whole bytes into the buffer until it holds at least [`MAX_PEEK`] bits or the
+    /// bytes run out.
+    #[inline]
+    fn refill(&mut self) {
+        match self
+            .bytes
+            .get(self.pos..)
+            .and_then(|t| t.first_chunk::<8>())
+        {
+            Some(word) => {
+                // Bytes that fit whole above the `avail` bits; the bits of a partly fitting
+                // byte are loaded again by the next refill.
+                self.acc |= u64::from_le_bytes(*word) << self.avail;
+                self.pos += ((63 - self.avail) / 8) as usize;
+                self.avail |= MAX_PEEK;
+            }
+            None => self.refill_tail(),
+        }
+    }
+
+    /// [`Self::refill`] within the last eight bytes.
+    #[cold]
+    fn refill_tail(&mut self) {
+        while self.avail <= MAX_PEEK {
+            let Some(&byte) = self.bytes.get(self.pos) else {
+                break;
+            };
+            self.acc |= (byte as u64) << self.avail;
+            self.pos += 1;
+            self.avail += 8;
+        }
+    }
+
+    /// The next `count` (<= [`MAX_PEEK`]) bits without consuming them; bits past the end read
+    /// as zero.
+    #[inline]
+    pub fn peek(&mut self, count: u32) -> u64 {
+        debug_assert!(count <= MAX_PEEK);
+        if self.avail < count {
+            self.refill();
+        }
+        self.acc & ((1u64 << count) - 1)
+    }
+
+    /// Skips `count` (<= [`MAX_PEEK`]) bits; errors if that passes the end.
     #[inline]
     pub fn consume(&mut self, count: u32) -> Result<(), CodecError> {
-        let end = self.bit + count as usize;
-        if end > self.bytes.len() * 8 {
-            return Err(CodecError::Corrupt("bit stream ends early"));
+        if self.avail < count {
+            self.refill();
+            if self.avail < count {
+                return Err(CodecError::Corrupt("bit stream ends early"));
+            }
         }
-        self.bit = end;
+        self.acc >>= count;
+        self.avail -= count;
         Ok(())
     }
 
-    /// Reads `count` (<= 57) bits.
+    /// Reads `count` (<= [`MAX_PEEK`]) bits.
     #[inline]
     pub fn read(&mut self, count: u32) -> Result<u64, CodecError> {
         let v = self.peek(count);

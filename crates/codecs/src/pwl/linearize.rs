@@ -178,32 +178,55 @@ impl Hull {
 /// The fewest segments such that every `y[i]` is within `eps` of its segment's line.
 pub fn optimal(y: &[f64], eps: f64) -> Vec<Piece> {
     let mut pieces = Vec::new();
-    let mut hull = Hull::default();
-    let mut start = 0;
-    for (i, &v) in y.iter().enumerate() {
-        if !hull.add((i - start) as f64, v, eps) {
+    Optimal::default().run(y, eps, &mut pieces);
+    pieces
+}
+
+/// The optimal linearization with its hull buffers kept across calls.
+#[derive(Debug, Default)]
+pub struct Optimal {
+    hull: Hull,
+}
+
+impl Optimal {
+    /// Appends to `pieces` the fewest segments such that every `y[i]` is within `eps` of its
+    /// segment's line (as [`optimal`]).
+    pub fn run<T: Copy + Into<f64>>(&mut self, y: &[T], eps: f64, pieces: &mut Vec<Piece>) {
+        let hull = &mut self.hull;
+        hull.points = 0;
+        let mut start = 0;
+        for (i, &v) in y.iter().enumerate() {
+            let v = v.into();
+            if !hull.add((i - start) as f64, v, eps) {
+                pieces.push(Piece {
+                    start,
+                    len: i - start,
+                    slope: hull.mid_slope(i - start),
+                });
+                start = i;
+                hull.add(0.0, v, eps);
+            }
+        }
+        if start < y.len() {
             pieces.push(Piece {
                 start,
-                len: i - start,
-                slope: hull.mid_slope(i - start),
+                len: y.len() - start,
+                slope: hull.mid_slope(y.len() - start),
             });
-            start = i;
-            hull.add(0.0, v, eps);
         }
     }
-    if start < y.len() {
-        pieces.push(Piece {
-            start,
-            len: y.len() - start,
-            slope: hull.mid_slope(y.len() - start),
-        });
-    }
-    pieces
 }
 
 /// The shrinking cone: each segment's line passes through its first point.
 pub fn greedy(y: &[f64], eps: f64) -> Vec<Piece> {
     let mut pieces = Vec::new();
+    greedy_into(y, eps, &mut pieces);
+    pieces
+}
+
+/// [`greedy`], appending to `pieces`.
+pub fn greedy_into<T: Copy + Into<f64>>(y: &[T], eps: f64, pieces: &mut Vec<Piece>) {
+    let at = |i: usize| -> f64 { y[i].into() };
     let mut start = 0;
     let (mut lo, mut hi) = (f64::NEG_INFINITY, f64::INFINITY);
     let close = |start: usize, end: usize, lo: f64, hi: f64| Piece {
@@ -217,8 +240,8 @@ pub fn greedy(y: &[f64], eps: f64) -> Vec<Piece> {
     };
     for i in 1..y.len() {
         let dx = (i - start) as f64;
-        let l = lo.max((y[i] - eps - y[start]) / dx);
-        let h = hi.min((y[i] + eps - y[start]) / dx);
+        let l = lo.max((at(i) - eps - at(start)) / dx);
+        let h = hi.min((at(i) + eps - at(start)) / dx);
         if l > h {
             pieces.push(close(start, i, lo, hi));
             start = i;
@@ -230,7 +253,6 @@ pub fn greedy(y: &[f64], eps: f64) -> Vec<Piece> {
     if !y.is_empty() {
         pieces.push(close(start, y.len(), lo, hi));
     }
-    pieces
 }
 
 #[cfg(test)]

@@ -36,6 +36,33 @@ pub fn eval(first: f32, slope: f32, j: usize) -> f32 {
     first + slope * j as f32
 }
 
+/// Segments up to this long are evaluated with one fixed block of writes (no loop whose
+/// trip count changes from segment to segment).
+pub const BLOCK: usize = 8;
+
+/// `j as f32` for `j < BLOCK`.
+const OFFSETS: [f32; BLOCK] = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0];
+
+/// Sets `out[j] = eval(first, slope, j)` for `j < len`, where `len <= out.len()` and
+/// `out.len() < 2^32` (as every group is). May also write `out[len..BLOCK]`: the caller keeps
+/// [`BLOCK`] spare slots after the group and overwrites them with the next segment.
+#[inline]
+pub fn fill(out: &mut [f32], len: usize, first: f32, slope: f32) {
+    match out.first_chunk_mut::<BLOCK>() {
+        Some(block) if len <= BLOCK => {
+            for (slot, &j) in block.iter_mut().zip(&OFFSETS) {
+                *slot = first + slope * j;
+            }
+        }
+        // `j as f32` of a `u32` is a single conversion; of a `usize` it needs a branch.
+        _ => {
+            for (j, slot) in (0..=u32::MAX).zip(&mut out[..len]) {
+                *slot = first + slope * j as f32;
+            }
+        }
+    }
+}
+
 /// The first value of a segment, exactly as decoded.
 #[inline]
 pub fn first_value(intercept: Intercept, prediction: f32, q: f32) -> f32 {
@@ -45,14 +72,16 @@ pub fn first_value(intercept: Intercept, prediction: f32, q: f32) -> f32 {
     }
 }
 
-/// Places segments over one sorted group and tracks the prediction between segments.
+/// Places segments over sorted groups, one after the other, and tracks the prediction between
+/// the segments of a group.
+#[derive(Debug, Default)]
 pub struct Placer<'a> {
     sorted: &'a [f32],
     bound: f64,
     /// Intercept grid step; 0 means every intercept is a literal.
     q: f32,
     prediction: f32,
-    /// Segments placed so far.
+    /// Segments placed so far, of all groups.
     pub segments: Vec<Segment>,
 }
 
@@ -63,16 +92,18 @@ struct Window {
     hi: f64,
 }
 
+/// Windows within this many grid steps of the prediction take the fast test of
+/// [`Placer::surely_on_grid`]; it is below [`MAX_STEPS`], so that their grid points are storable.
+const NEAR_STEPS: f64 = (1u64 << 39) as f64;
+
 impl<'a> Placer<'a> {
-    /// A placer for one group of `sorted` values with error bound `bound` and grid step `q`.
-    pub fn new(sorted: &'a [f32], bound: f32, q: f32) -> Self {
-        Placer {
-            sorted,
-            bound: bound as f64,
-            q: if q.is_finite() && q > 0.0 { q } else { 0.0 },
-            prediction: 0.0,
-            segments: Vec::new(),
-        }
+    /// Starts the next group: `sorted` values with error bound `bound` and grid step `q`. The
+    /// segments placed so far are kept.
+    pub fn next_group(&mut self, sorted: &'a [f32], bound: f32, q: f32) {
+        self.sorted = sorted;
+        self.bound = bound as f64;
+        self.q = if q.is_finite() && q > 0.0 { q } else { 0.0 };
+        self.prediction = 0.0;
     }
 
     /// Covers ranks `start..start + len` with segments of slope `slope` (table entry `id`).
@@ -121,7 +152,10 @@ impl<'a> Placer<'a> {
                 lo: w.lo.max(r - self.bound),
                 hi: w.hi.min(r + self.bound),
             };
-            if !self.storable(next) {
+            // A window that did not shrink stays storable (and the first point always shrinks
+            // the infinite one).
+            let same = next.lo == w.lo && next.hi == w.hi;
+            if !same && !self.storable(next) {
                 return (j, w);
             }
             w = next;
@@ -140,14 +174,17 @@ impl<'a> Placer<'a> {
         }
         let q = self.q as f64;
         let p = self.prediction as f64;
-        let k_lo = ((w.lo - p) / q).ceil();
-        let k_hi = ((w.hi - p) / q).floor();
+        let k_lo = -floor(-(w.lo - p) / q);
+        let k_hi = floor((w.hi - p) / q);
         (k_lo <= k_hi && k_hi >= -MAX_STEPS && k_lo <= MAX_STEPS).then_some((k_lo, k_hi))
     }
 
     fn storable(&self, w: Window) -> bool {
         if w.lo > w.hi {
             return false;
+        }
+        if self.surely_on_grid(w) {
+            return true;
         }
         match self.steps(w) {
             Some(_) => true,
@@ -156,6 +193,20 @@ impl<'a> Placer<'a> {
                 self.q == 0.0 && (w.lo..=w.hi).contains(&(mid as f64))
             }
         }
+    }
+
+    /// Whether `w` is at least two grid steps wide and near the prediction: then it holds a
+    /// storable grid point, and [`Self::steps`] (two divisions and roundings) would find one
+    /// too, as its rounding errors are far below a step. Most windows of a segment pass this
+    /// test; only the last few before a segment closes need the exact one.
+    #[inline]
+    fn surely_on_grid(&self, w: Window) -> bool {
+        let q = self.q as f64;
+        let p = self.prediction as f64;
+        q > 0.0
+            && w.hi - w.lo >= 2.0 * q
+            && (w.lo - p).abs() < NEAR_STEPS * q
+            && (w.hi - p).abs() < NEAR_STEPS * q
     }
 
     fn literal(&self, w: Window) -> f32 {
@@ -183,6 +234,23 @@ impl<'a> Placer<'a> {
     }
 }
 
+/// `x.floor()` (for every `x`, NaN and infinities included, up to the sign of a zero) without
+/// the library call that `f64::floor` compiles to on the baseline x86-64 target, which has no
+/// rounding instruction; the placement rounds two window ends per point.
+#[inline]
+fn floor(x: f64) -> f64 {
+    /// From 2^52 on, every `f64` is a whole number.
+    const WHOLE: f64 = (1u64 << 52) as f64;
+    if x.abs() < WHOLE {
+        // Truncation rounds negative fractions up; subtract one there, without a branch (its
+        // direction would be a coin toss).
+        let t = x as i64 as f64;
+        t - f64::from(u8::from(t > x))
+    } else {
+        x
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,7 +270,8 @@ mod tests {
     #[test]
     fn pwl_placement_splits_where_a_shared_slope_fails() {
         let ys: Vec<f32> = (0..50).map(|i| (i * i) as f32 * 0.01).collect();
-        let mut p = Placer::new(&ys, 0.05, 0.05);
+        let mut p = Placer::default();
+        p.next_group(&ys, 0.05, 0.05);
         p.place(0, ys.len(), 0.3, 0);
         assert!(p.segments.len() > 1);
         let got = decode(&p.segments, &[0.3], 0.05);
@@ -210,9 +279,37 @@ mod tests {
     }
 
     #[test]
+    fn pwl_floor_matches_the_library() {
+        let cases = [
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.0,
+            -1.0,
+            -1.5,
+            2.999_999,
+            -2.000_001,
+            4503599627370495.5,
+            -4503599627370495.5,
+            1e300,
+            -1e300,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE,
+            -f64::MIN_POSITIVE,
+        ];
+        for x in cases {
+            assert_eq!(floor(x), x.floor(), "{x}");
+        }
+        assert!(floor(f64::NAN).is_nan());
+    }
+
+    #[test]
     fn pwl_zero_bound_stores_exact_values() {
         let ys = [1.0f32, 1.0, 1.0, 2.5, 1e30];
-        let mut p = Placer::new(&ys, 0.0, 0.0);
+        let mut p = Placer::default();
+        p.next_group(&ys, 0.0, 0.0);
         p.place(0, ys.len(), 0.0, 0);
         assert_eq!(decode(&p.segments, &[0.0], 0.0), ys);
         assert_eq!(p.segments.len(), 3);

@@ -9,6 +9,7 @@
 //!   4096 symbols at 12-bit precision, while the digits here are uniform over radices up to
 //!   `n`, which mixed-radix arithmetic codes exactly.
 
+use super::bits::WordWriter;
 use crate::bitio::{BitReader, BitWriter};
 use crate::entropy::huffman::bits_for;
 use crate::CodecError;
@@ -18,27 +19,65 @@ use crate::CodecError;
 const CHUNK_LIMIT: u128 = 1 << 95;
 
 /// Writes `ranks` (a permutation of `0..ranks.len()`) in `ceil(log2 n)` bits each.
-pub fn put_packed(w: &mut BitWriter, ranks: &[u32]) {
+pub fn put_packed(w: &mut WordWriter, ranks: &[u32]) {
     let width = bits_for(ranks.len().saturating_sub(1) as u64);
     ranks.iter().for_each(|&r| w.write(r as u64, width));
 }
 
-/// Reads `n` packed ranks and gathers `out[c] = sorted[rank[c]]`.
-pub fn gather_packed(
-    r: &mut BitReader<'_>,
-    sorted: &[f32],
-    out: &mut Vec<f32>,
-) -> Result<(), CodecError> {
-    let width = bits_for(sorted.len().saturating_sub(1) as u64);
-    for _ in 0..sorted.len() {
-        let rank = r.read(width)? as usize;
-        out.push(
-            *sorted
-                .get(rank)
-                .ok_or(CodecError::Corrupt("rank out of range"))?,
-        );
+/// Reads packed ranks a word at a time and gathers the values they point to.
+#[derive(Debug)]
+pub struct PackedReader<'a> {
+    bytes: &'a [u8],
+    /// Position of the next rank, in bits.
+    bit: usize,
+}
+
+impl<'a> PackedReader<'a> {
+    /// A reader at the start of the rank stream `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        PackedReader { bytes, bit: 0 }
     }
-    Ok(())
+
+    /// Reads `sorted.len()` packed ranks and appends `sorted[rank]` for each to `out`.
+    pub fn gather(&mut self, sorted: &[f32], out: &mut Vec<f32>) -> Result<(), CodecError> {
+        let n = sorted.len();
+        let width = bits_for(n.saturating_sub(1) as u64);
+        let end = (width as usize)
+            .checked_mul(n)
+            .and_then(|bits| bits.checked_add(self.bit))
+            .filter(|&end| end <= self.bytes.len().saturating_mul(8))
+            .ok_or(CodecError::Corrupt("rank stream ends early"))?;
+        let mask = (1u64 << width) - 1;
+        let start = out.len();
+        out.resize(start + n, 0.0);
+        let mut bit = self.bit;
+        for slot in &mut out[start..] {
+            let rank = (self.word(bit / 8) >> (bit % 8)) & mask;
+            *slot = *sorted
+                .get(rank as usize)
+                .ok_or(CodecError::Corrupt("rank out of range"))?;
+            bit += width as usize;
+        }
+        self.bit = end;
+        Ok(())
+    }
+
+    /// Eight bytes from `byte` on (zero past the end), little-endian.
+    #[inline]
+    fn word(&self, byte: usize) -> u64 {
+        match self.bytes.get(byte..).and_then(|t| t.first_chunk::<8>()) {
+            Some(w) => u64::from_le_bytes(*w),
+            None => self.tail_word(byte),
+        }
+    }
+
+    #[cold]
+    fn tail_word(&self, byte: usize) -> u64 {
+        let mut word = [0u8; 8];
+        let tail = self.bytes.get(byte..).unwrap_or_default();
+        word[..tail.len().min(8)].copy_from_slice(&tail[..tail.len().min(8)]);
+        u64::from_le_bytes(word)
+    }
 }
 
 /// A Fenwick tree over `0..n` counting the ranks not yet used.
@@ -190,18 +229,30 @@ mod tests {
         })) {
             let sorted: Vec<f32> = (0..perm.len()).map(|i| i as f32).collect();
             for permutation in [false, true] {
-                let mut w = BitWriter::new();
-                if permutation { put_permutation(&mut w, &perm) } else { put_packed(&mut w, &perm) }
-                let bits = w.bit_len();
-                let bytes = w.finish();
                 let mut out = Vec::new();
-                let mut r = BitReader::new(&bytes);
                 if permutation {
-                    gather_permutation(&mut r, &sorted, &mut out).unwrap();
+                    let mut w = BitWriter::new();
+                    put_permutation(&mut w, &perm);
+                    let bits = w.bit_len();
+                    let bytes = w.finish();
+                    gather_permutation(&mut BitReader::new(&bytes), &sorted, &mut out).unwrap();
                     let ideal: f64 = (1..=perm.len()).map(|k| (k as f64).log2()).sum();
                     prop_assert!((bits as f64) <= ideal * 1.01 + 8.0, "{} bits vs log2(n!) {}", bits, ideal);
                 } else {
-                    gather_packed(&mut r, &sorted, &mut out).unwrap();
+                    // Twice, so that the second group starts within a byte.
+                    let mut p = WordWriter::default();
+                    put_packed(&mut p, &perm);
+                    put_packed(&mut p, &perm);
+                    let bytes = p.finish();
+                    let mut w = BitWriter::new();
+                    let width = bits_for(perm.len().saturating_sub(1) as u64);
+                    perm.iter().chain(&perm).for_each(|&r| w.write(r as u64, width));
+                    prop_assert_eq!(&bytes, &w.finish());
+                    let mut r = PackedReader::new(&bytes);
+                    r.gather(&sorted, &mut out).unwrap();
+                    let mut again = Vec::new();
+                    r.gather(&sorted, &mut again).unwrap();
+                    prop_assert_eq!(&out, &again);
                 }
                 let expect: Vec<f32> = perm.iter().map(|&r| r as f32).collect();
                 prop_assert_eq!(out, expect);

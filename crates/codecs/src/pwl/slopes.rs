@@ -48,21 +48,22 @@ pub struct SlopeTable {
 /// Groups `slopes` (sorted, a cluster spans less than `threshold`) and stores each group's
 /// median slope; `threshold <= 0` keeps every slope (only equal slopes merge).
 pub fn share(slopes: &[f64], threshold: f64, precision: Precision) -> SlopeTable {
-    let mut order: Vec<usize> = (0..slopes.len()).collect();
-    order.sort_by(|&a, &b| slopes[a].total_cmp(&slopes[b]));
-    let mut clusters: Vec<(f32, Vec<usize>)> = Vec::new();
+    let order = sort_slopes(slopes);
+    let at = |k: usize| slopes[order[k].1 as usize];
+    // Clusters are runs of `order`: (stored slope, range in `order`).
+    let mut clusters: Vec<(f32, std::ops::Range<usize>)> = Vec::new();
     let mut i = 0;
     while i < order.len() {
-        let first = slopes[order[i]];
+        let first = at(i);
         let mut j = i + 1;
-        while j < order.len() && slopes[order[j]] - first < threshold {
+        while j < order.len() && at(j) - first < threshold {
             j += 1;
         }
-        let value = precision.round(slopes[order[(i + j - 1) / 2]]);
+        let value = precision.round(at((i + j - 1) / 2));
         match clusters.last_mut() {
             // Clusters that round to the same stored slope are one entry.
-            Some((last, members)) if *last == value => members.extend(&order[i..j]),
-            _ => clusters.push((value, order[i..j].to_vec())),
+            Some((last, members)) if *last == value => members.end = j,
+            _ => clusters.push((value, i..j)),
         }
         i = j;
     }
@@ -70,7 +71,9 @@ pub fn share(slopes: &[f64], threshold: f64, precision: Precision) -> SlopeTable
     clusters.sort_by_key(|(_, members)| std::cmp::Reverse(members.len()));
     let mut ids = vec![0u32; slopes.len()];
     for (id, (_, members)) in clusters.iter().enumerate() {
-        members.iter().for_each(|&m| ids[m] = id as u32);
+        order[members.clone()]
+            .iter()
+            .for_each(|&(_, m)| ids[m as usize] = id as u32);
     }
     SlopeTable {
         values: clusters.into_iter().map(|(v, _)| v).collect(),
@@ -78,9 +81,56 @@ pub fn share(slopes: &[f64], threshold: f64, precision: Precision) -> SlopeTable
     }
 }
 
+/// `(key, index)` of every slope, ascending by [`f64::total_cmp`] and ties by index.
+///
+/// A radix sort by the top three bytes of the keys (sign, exponent and 12 bits of mantissa), then
+/// each run of equal top bytes sorted on its own: runs are short on real slopes, so this takes
+/// three passes instead of the eight of a full radix sort.
+fn sort_slopes(slopes: &[f64]) -> Vec<(u64, u32)> {
+    const LOW_BITS: u32 = 40;
+    let mut order: Vec<(u64, u32)> = slopes
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| (total_key(s), i as u32))
+        .collect();
+    super::sort::radix_sort(&mut order, &mut Vec::new(), 3, |(k, _)| k >> LOW_BITS);
+    for run in order.chunk_by_mut(|a, b| a.0 >> LOW_BITS == b.0 >> LOW_BITS) {
+        if run.len() > 1 {
+            run.sort_unstable();
+        }
+    }
+    order
+}
+
+/// A `u64` whose order is the order of [`f64::total_cmp`].
+fn total_key(v: f64) -> u64 {
+    let b = v.to_bits();
+    if b >> 63 == 1 {
+        !b
+    } else {
+        b | (1 << 63)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn pwl_slopes_sort_by_total_order_then_index(
+            slopes in proptest::collection::vec(prop_oneof![
+                Just(0.0), Just(-0.0), Just(1.5e-5), Just(-2.0), Just(f64::INFINITY),
+                -1e-3f64..1e-3, 1.0f64..1.0001, any::<f64>(),
+            ], 0..400),
+        ) {
+            let mut expect: Vec<u32> = (0..slopes.len() as u32).collect();
+            expect.sort_by(|&a, &b| slopes[a as usize].total_cmp(&slopes[b as usize]));
+            let got: Vec<u32> = sort_slopes(&slopes).iter().map(|&(_, i)| i).collect();
+            prop_assert_eq!(got, expect);
+        }
+    }
 
     #[test]
     fn pwl_close_slopes_share_an_entry() {

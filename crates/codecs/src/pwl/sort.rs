@@ -1,0 +1,120 @@
+//! Sorting a group: positions ordered by value, ties by position.
+//!
+//! Each value becomes a `u64` key, its order-preserving `u32` image in the high half and its
+//! position in the low half; keys are distinct, so any sort gives the same (stable) order.
+//! Groups of [`RADIX_MIN`] or more values are sorted by a least-significant-digit radix sort on
+//! the four bytes of the value (stable, so positions stay in order among equal values), which
+//! runs in a few passes over the keys instead of `n log n` comparisons; smaller groups use
+//! `sort_unstable`. Written here rather than taken from a crate: it is a few lines, sorts
+//! exactly this key layout, and reuses its buffers across the groups of a tensor.
+
+/// Smallest group sorted by radix: below it the four 256-entry histograms cost more than the
+/// comparisons they save.
+const RADIX_MIN: usize = 128;
+
+/// Buffers reused across groups.
+#[derive(Debug, Default)]
+pub struct Sorter {
+    keys: Vec<u64>,
+    scratch: Vec<u64>,
+}
+
+impl Sorter {
+    /// Appends to `order` the positions of `values` in ascending value order (ties by
+    /// position) and to `sorted` the values in that order.
+    pub fn sort(&mut self, values: &[f32], order: &mut Vec<u32>, sorted: &mut Vec<f32>) {
+        self.keys.clear();
+        self.keys.extend(
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| (u64::from(order_key(v)) << 32) | i as u64),
+        );
+        if self.keys.len() < RADIX_MIN {
+            self.keys.sort_unstable();
+        } else {
+            radix_sort(&mut self.keys, &mut self.scratch, 4, |k| k >> 32);
+        }
+        order.extend(self.keys.iter().map(|&k| k as u32));
+        sorted.extend(self.keys.iter().map(|&k| values[(k as u32) as usize]));
+    }
+}
+
+/// Stable least-significant-digit radix sort of `items` by the low `bytes` (<= 8) bytes of
+/// `key`, a byte at a time; a byte that is the same in every item is skipped. `scratch` is a
+/// buffer for the passes.
+pub fn radix_sort<T: Copy + Default>(
+    items: &mut Vec<T>,
+    scratch: &mut Vec<T>,
+    bytes: usize,
+    key: impl Fn(T) -> u64,
+) {
+    let n = items.len();
+    let mut counts = [[0u32; 256]; 8];
+    let counts = &mut counts[..bytes.min(8)];
+    for &item in items.iter() {
+        let k = key(item);
+        for (digit, count) in counts.iter_mut().enumerate() {
+            count[byte_of(k, digit)] += 1;
+        }
+    }
+    scratch.clear();
+    scratch.resize(n, T::default());
+    for (digit, count) in counts.iter().enumerate() {
+        if count.iter().any(|&c| c as usize == n) {
+            continue;
+        }
+        let mut next = [0u32; 256];
+        let mut at = 0;
+        for (slot, &c) in next.iter_mut().zip(count) {
+            *slot = at;
+            at += c;
+        }
+        for &item in items.iter() {
+            let b = byte_of(key(item), digit);
+            scratch[next[b] as usize] = item;
+            next[b] += 1;
+        }
+        std::mem::swap(items, scratch);
+    }
+}
+
+/// Byte `digit` (0 = least significant) of `key`.
+#[inline]
+fn byte_of(key: u64, digit: usize) -> usize {
+    ((key >> (8 * digit)) & 0xff) as usize
+}
+
+/// A `u32` whose order is the numeric order of finite floats.
+fn order_key(v: f32) -> u32 {
+    let b = v.to_bits();
+    if b >> 31 == 1 {
+        !b
+    } else {
+        b | 0x8000_0000
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn pwl_sort_orders_by_value_then_position(
+            values in proptest::collection::vec(
+                prop_oneof![-3i8..3, any::<i8>()].prop_map(|v| v as f32 * 0.5),
+                0..600,
+            ),
+        ) {
+            let (mut order, mut sorted) = (Vec::new(), Vec::new());
+            Sorter::default().sort(&values, &mut order, &mut sorted);
+            let mut expect: Vec<u32> = (0..values.len() as u32).collect();
+            expect.sort_by(|&a, &b| values[a as usize].total_cmp(&values[b as usize]));
+            let expect_sorted: Vec<f32> = expect.iter().map(|&i| values[i as usize]).collect();
+            prop_assert_eq!(order, expect);
+            prop_assert_eq!(sorted, expect_sorted);
+        }
+    }
+}
