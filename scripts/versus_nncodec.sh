@@ -80,7 +80,7 @@ for model in sorted(points):
     rivals = [p for p in points[model] if p[2] >= target]
     best = max(rivals) if rivals else None
     rival = f"{best[1]}: {best[0]:.3f}x, {best[3]}" if best else "none qualifies"
-    factor = f"{ours / best[0]:.2f}x" if best else "-"
+    factor = f"{ours / best[0]:.2f}x" if best and value >= target else "-"
     sweep = "; ".join(f"{p[1]} {p[0]:.2f}x {p[3]}" for p in sorted(points[model], reverse=True))
     print(f"| {model} | {'cosine' if target > 0.99 else 'agreement'} >= {target} | {ours:.3f}x, {text}{mark} | {rival} | {factor} | {sweep} |")
 PY
