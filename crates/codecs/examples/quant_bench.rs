@@ -26,44 +26,9 @@ use std::time::Instant;
 
 #[path = "../benches/common/mod.rs"]
 mod common;
+mod dumps;
 use common::now;
-
-/// One tensor dump.
-struct Tensor {
-    name: String,
-    shape: Vec<u64>,
-    values: Vec<f32>,
-}
-
-fn load(dir: &Path) -> Result<Vec<Tensor>, Box<dyn Error>> {
-    let mut paths: Vec<_> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "f32"))
-        .collect();
-    paths.sort();
-    let mut tensors = Vec::new();
-    for path in paths {
-        let shape = std::fs::read_to_string(path.with_extension("shape"))?
-            .split_whitespace()
-            .map(str::parse)
-            .collect::<Result<Vec<u64>, _>>()?;
-        let values = std::fs::read(&path)?
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        let name = path
-            .file_stem()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into();
-        tensors.push(Tensor {
-            name,
-            shape,
-            values,
-        });
-    }
-    Ok(tensors)
-}
+use dumps::{load, Tensor};
 
 /// Order-0 entropy in bits of the indices `round(v / (2 * bound))`.
 fn oracle_bits(values: &[f32], bound: f64) -> f64 {
