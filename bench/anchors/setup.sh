@@ -11,7 +11,7 @@ reqs="$here/requirements.txt"
 stamp="$venv/.anchors-requirements"
 
 if [[ -x "$venv/bin/python" && -f "$stamp" ]] && cmp -s "$reqs" "$stamp" \
-    && "$venv/bin/python" -c 'import nncodec, zipnn, pysz, onnx, numpy, onnxruntime, zstandard' 2>/dev/null; then
+    && "$venv/bin/python" -c 'import nncodec, zipnn, pysz, onnx, numpy, onnxruntime, zstandard, PIL' 2>/dev/null; then
     echo "anchors venv up to date: $venv"
     exit 0
 fi
@@ -20,6 +20,6 @@ python="${PYTHON:-python3}"
 "$python" -m venv "$venv"
 nice -n 10 "$venv/bin/python" -m pip install --quiet --upgrade pip
 nice -n 10 "$venv/bin/python" -m pip install --requirement "$reqs"
-"$venv/bin/python" -c 'import nncodec, zipnn, pysz, onnx, numpy, onnxruntime, zstandard'
+"$venv/bin/python" -c 'import nncodec, zipnn, pysz, onnx, numpy, onnxruntime, zstandard, PIL'
 cp "$reqs" "$stamp"
 echo "anchors venv ready: $venv"
