@@ -6,13 +6,15 @@
 //! `DIR` holds pairs `NAME.f32` (little-endian f32 values) and `NAME.shape` (dimensions separated
 //! by spaces). For every absolute bound (default 5e-4 1e-3 2e-3) the example codes each tensor
 //! per row (first dimension) through `pwlc_codecs::encode` and prints, summed over the tensors:
-//! bits per weight of the payload (wrapper exceptions included), the ratio against f32, the
-//! oracle (a uniform quantizer of step `2 * bound` whose indices are coded at the tensor's
-//! empirical order-0 entropy, no model cost), the number of exceptions, and the encode/decode
+//! the number of distinct oracle indices, bits per weight of the payload (wrapper exceptions
+//! included), the ratio against f32, the oracle (a uniform quantizer of step `2 * bound` whose
+//! indices are coded at the tensor's empirical order-0 entropy, no model cost), the number of
+//! exceptions, and the encode/decode
 //! speed of the codec itself in MB of f32 per second (one thread). Speeds are per second of CPU
 //! time of the thread (from `/proc/thread-self/schedstat`, wall time where that is missing), so
 //! they stay meaningful on a loaded machine. `-v` adds one line per tensor; `--max-classes=N`
-//! sets [`quant::Options::max_classes`], `--refine-passes=N` [`quant::Options::refine_passes`]. `--model-decode` adds, per bound, the decoding of all
+//! sets [`quant::Options::max_classes`], `--refine-passes=N` [`quant::Options::refine_passes`].
+//! `--model-decode` adds, per bound, the decoding of all
 //! tensors at once: the CPU-time speed of one thread, and the wall-time speed of one and of two
 //! threads that take tensors from a shared queue (as a pipeline parallel over tensors does).
 //! `--digest` adds, per bound, a 64-bit FNV-1a digest of all payloads, so that a change of the
@@ -30,8 +32,10 @@ mod dumps;
 use common::now;
 use dumps::{load, Tensor};
 
-/// Order-0 entropy in bits of the indices `round(v / (2 * bound))`.
-fn oracle_bits(values: &[f32], bound: f64) -> f64 {
+/// Order-0 entropy in bits of the indices `round(v / (2 * bound))`, and how many distinct
+/// indices there are (where that nears the number of values, the entropy of the sample is close
+/// to `log2 n` and far below what any code that must describe the distribution reaches).
+fn oracle(values: &[f32], bound: f64) -> (f64, u64) {
     let mut counts: HashMap<i64, u64> = HashMap::new();
     for &v in values {
         *counts
@@ -39,10 +43,11 @@ fn oracle_bits(values: &[f32], bound: f64) -> f64 {
             .or_default() += 1;
     }
     let n = values.len() as f64;
-    counts
+    let bits = counts
         .values()
         .map(|&c| c as f64 * (n / c as f64).log2())
-        .sum()
+        .sum();
+    (bits, counts.len() as u64)
 }
 
 /// Sums over the tensors of one bound.
@@ -51,6 +56,8 @@ struct Totals {
     weights: u64,
     bytes: u64,
     oracle_bits: f64,
+    /// Distinct oracle indices (of one tensor; summed over the tensors in a total).
+    distinct: u64,
     exceptions: u64,
     encode_secs: f64,
     decode_secs: f64,
@@ -63,8 +70,9 @@ impl Totals {
         let n = self.weights as f64;
         let mb = n * 4.0 / 1e6;
         format!(
-            "{label:<40} {:>10} {:>7.3} {:>7.2}x {:>7.3} {:>+7.2}% {:>6} {:>8.0} {:>8.0}",
+            "{label:<40} {:>10} {:>8} {:>7.3} {:>7.2}x {:>7.3} {:>+7.2}% {:>6} {:>8.0} {:>8.0}",
             self.weights,
+            self.distinct,
             self.bytes as f64 * 8.0 / n,
             n * 4.0 / self.bytes as f64,
             self.oracle_bits / n,
@@ -79,6 +87,7 @@ impl Totals {
         self.weights += other.weights;
         self.bytes += other.bytes;
         self.oracle_bits += other.oracle_bits;
+        self.distinct += other.distinct;
         self.exceptions += other.exceptions;
         self.encode_secs += other.encode_secs;
         self.decode_secs += other.decode_secs;
@@ -138,10 +147,12 @@ fn measure(t: &Tensor, bound: f64, options: &quant::Options) -> Result<Totals, B
     let mut decoded = Ok(Vec::new());
     let decode_secs = seconds_per_run(|| decoded = quant::decode(&core, rows, cols));
     decoded?;
+    let (oracle_bits, distinct) = oracle(&t.values, bound);
     Ok(Totals {
         weights: t.values.len() as u64,
         bytes: encoded.payload.len() as u64,
-        oracle_bits: oracle_bits(&t.values, bound),
+        oracle_bits,
+        distinct,
         exceptions,
         encode_secs,
         decode_secs,
@@ -226,9 +237,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     let tensors = load(Path::new(dir))?;
     println!(
-        "{:<40} {:>10} {:>7} {:>8} {:>7} {:>8} {:>6} {:>8} {:>8}",
+        "{:<40} {:>10} {:>8} {:>7} {:>8} {:>7} {:>8} {:>6} {:>8} {:>8}",
         "tensors / bound",
         "weights",
+        "distinct",
         "bits/w",
         "ratio",
         "oracle",
