@@ -154,7 +154,13 @@ impl Code {
         (self.codes[symbol] as u64, self.lengths[symbol] as u32)
     }
 
-    fn is_coded(&self, symbol: usize) -> bool {
+    /// Longest code length (0 for a degenerate code).
+    pub fn max_len(&self) -> u32 {
+        self.max_len
+    }
+
+    /// Whether `symbol` has a code (the single symbol of a degenerate code has one of length 0).
+    pub fn is_coded(&self, symbol: usize) -> bool {
         symbol < self.lengths.len() && (self.lengths[symbol] > 0 || self.max_len == 0)
     }
 
