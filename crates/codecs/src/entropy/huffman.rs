@@ -386,6 +386,20 @@ impl<'a> BitSource<'a> {
         Ok(())
     }
 
+    /// Number of bits in the buffer: [`Self::skip`] may take that many.
+    #[inline]
+    pub fn available(&self) -> u32 {
+        self.avail
+    }
+
+    /// Skips `count` bits that the buffer holds (`count <= self.available()`).
+    #[inline]
+    pub fn skip(&mut self, count: u32) {
+        debug_assert!(count <= self.avail);
+        self.acc >>= count;
+        self.avail -= count;
+    }
+
     /// Reads `count` (<= [`MAX_PEEK`]) bits.
     #[inline]
     pub fn read(&mut self, count: u32) -> Result<u64, CodecError> {

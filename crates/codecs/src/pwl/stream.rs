@@ -144,20 +144,19 @@ pub struct ValueReader {
 /// What the next bits of the stream start with.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    /// The value (for [`Entry::VALUE`]) or the symbol (for [`Entry::SYMBOL`]).
+    /// The value, or the symbol if the entry is not a whole value.
     payload: u16,
-    /// Bits taken by the value, or by the symbol's codeword.
-    bits: u8,
-    kind: u8,
+    /// Bits of a whole value (codeword and extra bits), else [`Entry::NOT_A_VALUE`]: more
+    /// than the stream ever holds, so one comparison tells a value the buffer holds.
+    value_bits: u8,
+    /// Bits of the symbol's codeword if the entry is not a whole value, else
+    /// [`Entry::NO_CODEWORD`] if no codeword starts with these bits.
+    symbol_bits: u8,
 }
 
 impl Entry {
-    /// A whole value, extra bits included.
-    const VALUE: u8 = 0;
-    /// A symbol whose extra bits run past the table's bits.
-    const SYMBOL: u8 = 1;
-    /// Not the start of any codeword.
-    const INVALID: u8 = 2;
+    const NOT_A_VALUE: u8 = u8::MAX;
+    const NO_CODEWORD: u8 = u8::MAX;
 }
 
 impl ValueReader {
@@ -169,8 +168,8 @@ impl ValueReader {
         let bits = code.max_len().max(Self::MIN_TABLE_BITS);
         let invalid = Entry {
             payload: 0,
-            bits: 0,
-            kind: Entry::INVALID,
+            value_bits: Entry::NOT_A_VALUE,
+            symbol_bits: Entry::NO_CODEWORD,
         };
         let mut entries = vec![invalid; 1 << bits];
         for symbol in (0..code.alphabet()).filter(|&s| code.is_coded(s)) {
@@ -183,14 +182,14 @@ impl ValueReader {
                 entries[index as usize] = if extra_bits <= bits - len {
                     Entry {
                         payload: (base | high & ((1 << extra_bits) - 1)) as u16,
-                        bits: (len + extra_bits) as u8,
-                        kind: Entry::VALUE,
+                        value_bits: (len + extra_bits) as u8,
+                        symbol_bits: 0,
                     }
                 } else {
                     Entry {
                         payload: symbol as u16,
-                        bits: len as u8,
-                        kind: Entry::SYMBOL,
+                        value_bits: Entry::NOT_A_VALUE,
+                        symbol_bits: len as u8,
                     }
                 };
             }
@@ -203,20 +202,25 @@ impl ValueReader {
     pub fn get(&self, r: &mut BitSource<'_>) -> Result<u64, CodecError> {
         // `peek` returns fewer than `bits` bits, so the index is in range.
         let entry = self.entries[r.peek(self.bits) as usize];
-        if entry.kind == Entry::VALUE {
-            r.consume(entry.bits as u32)?;
-            return Ok(entry.payload as u64);
+        if u32::from(entry.value_bits) <= r.available() {
+            r.skip(entry.value_bits.into());
+            return Ok(entry.payload.into());
         }
-        self.get_with_extra_bits(entry, r)
+        Self::get_rest(entry, r)
     }
 
-    /// [`Self::get`] for values whose extra bits are read separately.
-    fn get_with_extra_bits(&self, entry: Entry, r: &mut BitSource<'_>) -> Result<u64, CodecError> {
-        if entry.kind == Entry::INVALID {
+    /// [`Self::get`] for a value past the end of the stream, a symbol whose extra bits are
+    /// read separately, or bits that start no codeword.
+    fn get_rest(entry: Entry, r: &mut BitSource<'_>) -> Result<u64, CodecError> {
+        if entry.value_bits != Entry::NOT_A_VALUE {
+            r.consume(entry.value_bits.into())?;
+            return Ok(entry.payload.into());
+        }
+        if entry.symbol_bits == Entry::NO_CODEWORD {
             return Err(CodecError::Corrupt("bit pattern is not a Huffman code"));
         }
-        r.consume(entry.bits as u32)?;
-        Bucket::read(entry.payload as usize, r)
+        r.consume(entry.symbol_bits.into())?;
+        Bucket::read(entry.payload.into(), r)
     }
 }
 
