@@ -3,7 +3,8 @@
 //! Every codec turns the little-endian bytes of one tensor into a self-contained payload and
 //! back. The lossy codecs ([`Method::Quant`], [`Method::Pwl`]) see `f32` rows and a per-row
 //! error bound; [`encode`] wraps them so that the bound holds for every element *after*
-//! conversion back to the tensor's own dtype: it decodes what the codec produced, and stores
+//! conversion back to the tensor's own dtype: it takes the values the codec's payload decodes
+//! to (decoded, or for pwl computed by the encoder with the decoder's own code), and stores
 //! every element that misses the bound (or is NaN or infinite) exactly, as an exception.
 //!
 //! Decoders never panic: any byte string either decodes or returns a [`CodecError`].
