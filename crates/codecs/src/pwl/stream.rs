@@ -96,12 +96,12 @@ pub fn put(w: &mut WordWriter, code: &Code, v: u64) {
 #[derive(Debug)]
 pub struct ValueWriter<'a> {
     code: &'a Code,
-    /// Per value below its length: `(bits, count)` of codeword and extra bits.
+    /// Per value below `words.len()`: `(bits, count)` of its codeword and extra bits.
     words: Vec<(u64, u32)>,
 }
 
 impl<'a> ValueWriter<'a> {
-    /// Values below this share a table entry; larger ones are split on every write.
+    /// Values below this may have a table entry; larger ones are split on every write.
     const TABLE_LIMIT: u64 = 1 << 12;
 
     /// A writer of `code` with table entries for the values `0..=max` (capped); the entries
@@ -110,13 +110,12 @@ impl<'a> ValueWriter<'a> {
         let words = (0..=max.min(Self::TABLE_LIMIT - 1))
             .map(|v| {
                 let b = Bucket::of(v);
-                match code.is_coded(b.symbol) {
-                    true => {
-                        let (bits, len) = code.codeword(b.symbol);
-                        (bits | b.extra << len, len + b.extra_bits)
-                    }
-                    // Never written: values in range whose symbol has no code.
-                    false => (0, 0),
+                if code.is_coded(b.symbol) {
+                    let (bits, len) = code.codeword(b.symbol);
+                    (bits | b.extra << len, len + b.extra_bits)
+                } else {
+                    // Never written: a value in range whose symbol has no code.
+                    (0, 0)
                 }
             })
             .collect();
@@ -176,7 +175,9 @@ impl ValueReader {
             let (word, len) = code.codeword(symbol);
             // A symbol outside the alphabet (of a damaged payload) is rejected when read.
             let (base, extra_bits) = SYMBOLS.get(symbol).copied().unwrap_or((0, u32::MAX));
-            // Every index whose low `len` bits are the codeword starts with this symbol.
+            // Every index whose low `len` bits are the codeword starts with this symbol. A whole
+            // value fits in 16 bits: it has at most `bits - len <= 14` extra bits (codewords of
+            // a code of two or more symbols have a bit or more; a one-symbol code's table has 10).
             for high in 0..1u64 << (bits - len) {
                 let index = word | high << len;
                 entries[index as usize] = if extra_bits <= bits - len {
@@ -200,7 +201,7 @@ impl ValueReader {
     /// Reads a value written by [`put`] (or [`ValueWriter::put`]).
     #[inline(always)]
     pub fn get(&self, r: &mut BitSource<'_>) -> Result<u64, CodecError> {
-        // `peek` returns fewer than `bits` bits, so the index is in range.
+        // `peek` returns a number below `2^bits`, so the index is in range.
         let entry = self.entries[r.peek(self.bits) as usize];
         if u32::from(entry.value_bits) <= r.available() {
             r.skip(entry.value_bits.into());
