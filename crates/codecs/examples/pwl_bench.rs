@@ -9,7 +9,8 @@
 //! [`pwlc_codecs::decode`] dispatch and prints, summed over the tensors: bits per weight of the
 //! payload (exceptions included), the ratio against f32, the number of segments per row, and
 //! the speed in MB of f32 per second of one thread's CPU time: of the dispatch (whose encode
-//! includes the verifying decode and the exception check) and of the codec core alone
+//! includes the reconstruction of the decoded values and the exception check) and of the codec
+//! core alone
 //! ([`pwl::encode`], [`pwl::decode`]), and an FNV-1a digest of the payloads, which tells whether a
 //! change of the code changed the coded bytes. `-v` adds one line per tensor. `--once` runs every
 //! step once instead of repeating it for 50 ms, so that a profile weighs the tensors by size.

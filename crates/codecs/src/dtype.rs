@@ -135,27 +135,29 @@ pub fn to_f32(dtype: DType, data: &[u8]) -> Result<Vec<f32>, CodecError> {
 
 /// Narrows `f32` values to little-endian bytes of float type `dtype` (round to nearest even).
 pub fn from_f32(dtype: DType, values: &[f32]) -> Result<Vec<u8>, CodecError> {
-    let mut out = Vec::with_capacity(values.len() * dtype.size());
     match dtype {
-        DType::F32 => values
-            .iter()
-            .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
-        DType::F16 => values
-            .iter()
-            .for_each(|v| out.extend_from_slice(&half::f16::from_f32(*v).to_le_bytes())),
-        DType::BF16 => values
-            .iter()
-            .for_each(|v| out.extend_from_slice(&half::bf16::from_f32(*v).to_le_bytes())),
-        DType::F64 => values
-            .iter()
-            .for_each(|v| out.extend_from_slice(&(*v as f64).to_le_bytes())),
-        _ => {
-            return Err(CodecError::Unsupported(
-                "lossy coding of a non-float tensor",
-            ))
-        }
+        DType::F32 => Ok(bytes_of_each(values, f32::to_le_bytes)),
+        DType::F16 => Ok(bytes_of_each(values, |v| {
+            half::f16::from_f32(v).to_le_bytes()
+        })),
+        DType::BF16 => Ok(bytes_of_each(values, |v| {
+            half::bf16::from_f32(v).to_le_bytes()
+        })),
+        DType::F64 => Ok(bytes_of_each(values, |v| (v as f64).to_le_bytes())),
+        _ => Err(CodecError::Unsupported(
+            "lossy coding of a non-float tensor",
+        )),
     }
-    Ok(out)
+}
+
+/// The `N` bytes `to_bytes` gives for each value, concatenated. Written into a buffer of the
+/// final size: appending value by value checks the capacity every time and does not vectorize.
+fn bytes_of_each<const N: usize>(values: &[f32], to_bytes: impl Fn(f32) -> [u8; N]) -> Vec<u8> {
+    let mut out = vec![0u8; values.len() * N];
+    for (bytes, &v) in out.chunks_exact_mut(N).zip(values) {
+        bytes.copy_from_slice(&to_bytes(v));
+    }
+    out
 }
 
 /// Reads element `i` of little-endian float data as `f64` (exact for every float type).

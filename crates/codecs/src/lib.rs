@@ -3,7 +3,8 @@
 //! Every codec turns the little-endian bytes of one tensor into a self-contained payload and
 //! back. The lossy codecs ([`Method::Quant`], [`Method::Pwl`]) see `f32` rows and a per-row
 //! error bound; [`encode`] wraps them so that the bound holds for every element *after*
-//! conversion back to the tensor's own dtype: it decodes what the codec produced, and stores
+//! conversion back to the tensor's own dtype: it takes the values the codec's payload decodes
+//! to (decoded, or for pwl computed by the encoder with the decoder's own code), and stores
 //! every element that misses the bound (or is NaN or infinite) exactly, as an exception.
 //!
 //! Decoders never panic: any byte string either decodes or returns a [`CodecError`].
@@ -21,6 +22,7 @@ pub use dtype::DType;
 pub use error::CodecError;
 
 use bitio::{ByteReader, PutBytes};
+use std::borrow::Cow;
 
 /// Stable on-disk identifier of a codec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -198,10 +200,13 @@ pub fn encode(t: TensorRef<'_>, method: &Method) -> Result<Encoded, CodecError> 
             Ok(exact(CodecId::Lossless, lossless::encode(t.dtype, t.data)))
         }
         Method::Quant { bound, options } => encode_lossy(t, method.codec(), bound, |v, r, b| {
-            quant::encode(v, r, b, options)
+            let core = quant::encode(v, r, b, options);
+            let decoded = decode_core(CodecId::Quant, &core, r, v.len() / r)?;
+            Ok((core, decoded))
         }),
+        // The pwl encoder computes what its payload decodes to with the decoder's arithmetic.
         Method::Pwl { bound, options } => encode_lossy(t, method.codec(), bound, |v, r, b| {
-            pwl::encode(v, r, b, options)
+            Ok(pwl::encode_reconstructed(v, r, b, options))
         }),
     }
 }
@@ -225,7 +230,8 @@ pub fn decode(
     }
 }
 
-/// Runs a lossy row codec and patches every element that misses its row's bound.
+/// Runs a lossy row codec and patches every element that misses its row's bound. `run` returns
+/// the codec's payload and the values it decodes to.
 ///
 /// Payload: `block(codec payload)`, `varint(exception count)`, then per exception
 /// `varint(index delta)` and the element's original bytes.
@@ -233,7 +239,7 @@ fn encode_lossy(
     t: TensorRef<'_>,
     codec: CodecId,
     bound: &Bound,
-    run: impl Fn(&[f32], usize, &[f32]) -> Vec<u8>,
+    run: impl Fn(&[f32], usize, &[f32]) -> Result<(Vec<u8>, Vec<f32>), CodecError>,
 ) -> Result<Encoded, CodecError> {
     let values = dtype::to_f32(t.dtype, t.data)?;
     let rows = rows_of(t.shape).max(1);
@@ -244,12 +250,23 @@ fn encode_lossy(
             "error bound must be finite and >= 0".into(),
         ));
     }
-    let finite: Vec<f32> = values
-        .iter()
-        .map(|v| if v.is_finite() { *v } else { 0.0 })
-        .collect();
-    let core = run(&finite, rows, &bounds);
-    let decoded = decode_core(codec, &core, rows, cols)?;
+    // The codecs see finite values: NaN and infinities are coded as 0 (and become exceptions).
+    let finite: Cow<'_, [f32]> = if values.iter().all(|v| v.is_finite()) {
+        Cow::Borrowed(&values)
+    } else {
+        Cow::Owned(
+            values
+                .iter()
+                .map(|v| if v.is_finite() { *v } else { 0.0 })
+                .collect(),
+        )
+    };
+    let (core, decoded) = run(&finite, rows, &bounds)?;
+    if decoded.len() != values.len() {
+        return Err(CodecError::Corrupt(
+            "lossy codec decoded the wrong number of values",
+        ));
+    }
     let check = Check {
         bounds: &bounds,
         cols: cols.max(1),
@@ -322,19 +339,25 @@ impl Check<'_> {
             sum_sq: 0.0,
         };
         let mut last = 0usize;
-        for i in 0..self.data.len() / self.size {
-            let (orig, got) = (original(i), decoded(i));
-            let err = (orig - got).abs();
-            if !orig.is_finite() || !got.is_finite() || err > f64::from(self.bounds[i / self.cols])
-            {
-                v.exceptions.put_varint((i - last) as u64);
-                v.exceptions
-                    .extend_from_slice(&self.data[i * self.size..(i + 1) * self.size]);
-                last = i;
-                v.count += 1;
-            } else {
-                v.max_err = v.max_err.max(err);
-                v.sum_sq += err * err;
+        let n = self.data.len() / self.size;
+        // Row by row, so that finding an element's bound takes no division.
+        for row in 0..n.div_ceil(self.cols) {
+            let bound = f64::from(self.bounds[row]);
+            for i in row * self.cols..n.min((row + 1) * self.cols) {
+                let (orig, got) = (original(i), decoded(i));
+                let err = (orig - got).abs();
+                // With a finite bound this also catches NaN and infinities on either side:
+                // their difference is NaN or infinite.
+                if err.is_nan() || err > bound {
+                    v.exceptions.put_varint((i - last) as u64);
+                    v.exceptions
+                        .extend_from_slice(&self.data[i * self.size..(i + 1) * self.size]);
+                    last = i;
+                    v.count += 1;
+                } else {
+                    v.max_err = v.max_err.max(err);
+                    v.sum_sq += err * err;
+                }
             }
         }
         v

@@ -33,7 +33,7 @@ use crate::entropy::huffman::{BitSource, Code};
 use crate::CodecError;
 use half::f16;
 use linearize::{greedy_into, Optimal};
-use place::{eval, fill, first_value, Intercept, Placer, Segment};
+use place::{Expander, Intercept, Placer, Segment};
 use std::ops::Range;
 
 const VERSION: u8 = 1;
@@ -273,18 +273,75 @@ pub fn encode_with_stats(
     bounds: &[f32],
     options: &Options,
 ) -> (Vec<u8>, Stats) {
-    let fits = Fits::new(values, rows, bounds, options);
-    let table = slope_table(&fits, options);
-    let placed = place_all(&fits, &table, options.merge());
+    let plan = Plan::new(values, rows, bounds, options);
     let mut stats = Stats {
         values: values.len(),
-        groups: fits.groups.count(),
-        pieces: fits.pieces.len(),
-        slopes: table.values.len(),
+        groups: plan.fits.groups.count(),
+        pieces: plan.fits.pieces.len(),
+        slopes: plan.table.values.len(),
         ..Stats::default()
     };
-    let out = write_payload(&fits, &table, &placed, options, &mut stats);
+    let out = write_payload(&plan, options, &mut stats);
     (out, stats)
+}
+
+/// [`encode`], also returning the values [`decode`] gives back for the payload. They come from
+/// the placed segments, expanded with the decoder's own code, instead of decoding the payload.
+pub fn encode_reconstructed(
+    values: &[f32],
+    rows: usize,
+    bounds: &[f32],
+    options: &Options,
+) -> (Vec<u8>, Vec<f32>) {
+    let plan = Plan::new(values, rows, bounds, options);
+    let out = write_payload(&plan, options, &mut Stats::default());
+    (out, plan.reconstruct())
+}
+
+/// Everything the payload is written from: the sorted groups, the slope table and the placed
+/// segments.
+struct Plan {
+    fits: Fits,
+    table: slopes::SlopeTable,
+    placed: Placed,
+}
+
+impl Plan {
+    fn new(values: &[f32], rows: usize, bounds: &[f32], options: &Options) -> Plan {
+        let fits = Fits::new(values, rows, bounds, options);
+        let table = slope_table(&fits, options);
+        let placed = place_all(&fits, &table, options.merge());
+        Plan {
+            fits,
+            table,
+            placed,
+        }
+    }
+
+    /// The values the decoder gives back, in storage order: each group's segments expanded
+    /// with the slopes and grid steps as stored, then put back in place by the sort order.
+    fn reconstruct(&self) -> Vec<f32> {
+        let mut out = vec![0.0; self.fits.groups.total];
+        let mut sorted = Vec::new();
+        let mut segments = self.placed.segments.iter();
+        for (range, &q) in self.fits.groups.ranges().zip(&self.placed.steps) {
+            sorted.clear();
+            sorted.resize(range.len() + place::BLOCK, 0.0);
+            let (mut expander, mut at) = (Expander::default(), 0);
+            // The segments of a group cover it exactly.
+            while at < range.len() {
+                let Some(s) = segments.next() else { break };
+                let slope = self.table.values[s.slope_id as usize];
+                expander.segment(&mut sorted[at..], s.len, slope, s.intercept, q);
+                at += s.len;
+            }
+            let group = &mut out[range.clone()];
+            for (&position, &value) in self.fits.order[range].iter().zip(&sorted) {
+                group[position as usize] = value;
+            }
+        }
+        out
+    }
 }
 
 /// Slope table over all proposed pieces of the tensor.
@@ -378,13 +435,12 @@ fn build_codes(params: &[[u64; 3]], huffman: bool) -> Vec<Code> {
         .collect()
 }
 
-fn write_payload(
-    fits: &Fits,
-    table: &slopes::SlopeTable,
-    placed: &Placed,
-    options: &Options,
-    stats: &mut Stats,
-) -> Vec<u8> {
+fn write_payload(plan: &Plan, options: &Options, stats: &mut Stats) -> Vec<u8> {
+    let Plan {
+        fits,
+        table,
+        placed,
+    } = plan;
     let flags = options.flags();
     let mut out = vec![VERSION, flags];
     out.put_varint(fits.groups.size as u64);
@@ -401,8 +457,14 @@ fn write_payload(
     if !params.is_empty() {
         let codes = build_codes(&params, options.huffman);
         codes.iter().for_each(|c| c.write(&mut out));
+        let writers: Vec<_> = (0..3)
+            .map(|k| {
+                let max = params.iter().map(|p| p[k]).max().unwrap_or(0);
+                stream::ValueWriter::new(&codes[k], max)
+            })
+            .collect();
         for (p, s) in params.iter().zip(all) {
-            (0..3).for_each(|k| stream::put(&mut w, &codes[k], p[k]));
+            (0..3).for_each(|k| writers[k].put(&mut w, p[k]));
             if let Intercept::Literal(v) = s.intercept {
                 w.write(v.to_bits() as u64, 32);
             }
@@ -525,35 +587,49 @@ fn read_slope(r: &mut ByteReader<'_>, precision: Precision) -> Result<f32, Codec
 struct SegmentReader<'a> {
     bits: BitSource<'a>,
     header: &'a Header,
+    /// Readers of the lengths, slope symbols and intercept symbols.
+    lens: stream::ValueReader,
+    slopes: stream::ValueReader,
+    intercepts: stream::ValueReader,
     slope_id: Option<usize>,
     next_inline: usize,
 }
 
-impl SegmentReader<'_> {
+impl<'a> SegmentReader<'a> {
+    fn new(bits: BitSource<'a>, header: &'a Header) -> Result<Self, CodecError> {
+        let reader = |k: usize| header.codes.get(k).map(stream::ValueReader::new);
+        let (Some(lens), Some(slopes), Some(intercepts)) = (reader(0), reader(1), reader(2)) else {
+            return Err(CodecError::Corrupt("pwl parameter codes missing"));
+        };
+        Ok(SegmentReader {
+            bits,
+            header,
+            lens,
+            slopes,
+            intercepts,
+            slope_id: None,
+            next_inline: 0,
+        })
+    }
+
     /// Fills `out` with the decoded sorted values of a group of `n` with grid step `q`.
     fn group(&mut self, n: usize, q: f32, out: &mut Vec<f32>) -> Result<(), CodecError> {
         out.clear();
         out.resize(n + place::BLOCK, 0.0);
-        let header = self.header;
-        let [lens, slopes, intercepts] = &header.codes[..] else {
-            return Err(CodecError::Corrupt("pwl parameter codes missing"));
-        };
-        let mut prediction = 0.0f32;
+        let mut expander = Expander::default();
         let mut at = 0;
         while at < n {
-            let len = stream::get(&mut self.bits, lens)? as usize + 1;
+            let len = self.lens.get(&mut self.bits)? as usize + 1;
             if len > n - at {
                 return Err(CodecError::Corrupt("pwl segment runs past its group"));
             }
-            let symbol = stream::get(&mut self.bits, slopes)?;
+            let symbol = self.slopes.get(&mut self.bits)?;
             let slope = self.slope(symbol)?;
-            let intercept = match stream::get(&mut self.bits, intercepts)? {
+            let intercept = match self.intercepts.get(&mut self.bits)? {
                 0 => Intercept::Literal(f32::from_bits(self.bits.read(32)? as u32)),
                 v => Intercept::Steps(stream::unzigzag(v - 1)),
             };
-            let first = first_value(intercept, prediction, q);
-            fill(&mut out[at..], len, first, slope);
-            prediction = eval(first, slope, len);
+            expander.segment(&mut out[at..], len, slope, intercept, q);
             at += len;
         }
         out.truncate(n);
@@ -591,12 +667,10 @@ pub fn decode(payload: &[u8], rows: usize, cols: usize) -> Result<Vec<f32>, Code
     if r.remaining() != 0 {
         return Err(CodecError::Corrupt("trailing bytes after the pwl payload"));
     }
-    let mut segments = SegmentReader {
-        bits: BitSource::new(segment_bytes),
-        header: &header,
-        slope_id: None,
-        next_inline: 0,
-    };
+    if total == 0 {
+        return Ok(Vec::new());
+    }
+    let mut segments = SegmentReader::new(BitSource::new(segment_bytes), &header)?;
     let mut packed = ranks::PackedReader::new(rank_bytes);
     let mut lehmer = BitReader::new(rank_bytes);
     let mut out = Vec::with_capacity(total.min(rank_bytes.len().saturating_mul(8) + 64));

@@ -154,7 +154,13 @@ impl Code {
         (self.codes[symbol] as u64, self.lengths[symbol] as u32)
     }
 
-    fn is_coded(&self, symbol: usize) -> bool {
+    /// Longest code length (0 for a degenerate code).
+    pub fn max_len(&self) -> u32 {
+        self.max_len
+    }
+
+    /// Whether `symbol` has a code (the single symbol of a degenerate code has one of length 0).
+    pub fn is_coded(&self, symbol: usize) -> bool {
         symbol < self.lengths.len() && (self.lengths[symbol] > 0 || self.max_len == 0)
     }
 
@@ -378,6 +384,20 @@ impl<'a> BitSource<'a> {
         self.acc >>= count;
         self.avail -= count;
         Ok(())
+    }
+
+    /// Number of bits in the buffer: [`Self::skip`] may take that many.
+    #[inline]
+    pub fn available(&self) -> u32 {
+        self.avail
+    }
+
+    /// Skips `count` bits that the buffer holds (`count <= self.available()`).
+    #[inline]
+    pub fn skip(&mut self, count: u32) {
+        debug_assert!(count <= self.avail);
+        self.acc >>= count;
+        self.avail -= count;
     }
 
     /// Reads `count` (<= [`MAX_PEEK`]) bits.

@@ -71,6 +71,7 @@ struct Hull {
 
 impl Hull {
     /// Adds the point `(x, y)`; false (and the hull reset) if no line fits it with the others.
+    #[inline(always)]
     fn add(&mut self, x: f64, y: f64, eps: f64) -> bool {
         let hi = Point { x, y: y + eps };
         let lo = Point { x, y: y - eps };

@@ -72,6 +72,31 @@ pub fn first_value(intercept: Intercept, prediction: f32, q: f32) -> f32 {
     }
 }
 
+/// Turns the segments of a group into its sorted values, in the decoder's arithmetic: each
+/// segment's first value comes from its intercept and the extension of the segment before.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Expander {
+    prediction: f32,
+}
+
+impl Expander {
+    /// Writes the `len` values of the next segment to `out[..len]`, as [`fill`] does (which
+    /// may write up to [`BLOCK`] slots).
+    #[inline]
+    pub fn segment(
+        &mut self,
+        out: &mut [f32],
+        len: usize,
+        slope: f32,
+        intercept: Intercept,
+        q: f32,
+    ) {
+        let first = first_value(intercept, self.prediction, q);
+        fill(out, len, first, slope);
+        self.prediction = eval(first, slope, len);
+    }
+}
+
 /// Places segments over sorted groups, one after the other, and tracks the prediction between
 /// the segments of a group.
 #[derive(Debug, Default)]

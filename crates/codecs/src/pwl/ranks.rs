@@ -51,12 +51,18 @@ impl<'a> PackedReader<'a> {
         let start = out.len();
         out.resize(start + n, 0.0);
         let mut bit = self.bit;
-        for slot in &mut out[start..] {
-            let rank = (self.word(bit / 8) >> (bit % 8)) & mask;
-            *slot = *sorted
-                .get(rank as usize)
-                .ok_or(CodecError::Corrupt("rank out of range"))?;
-            bit += width as usize;
+        // A word loaded at the byte of its first bit holds at least 57 bits from that bit on:
+        // that many whole ranks come out of one load.
+        let ranks_per_word = (57 / width.max(1)) as usize;
+        for slots in out[start..].chunks_mut(ranks_per_word) {
+            let mut word = self.word(bit / 8) >> (bit % 8);
+            for slot in slots.iter_mut() {
+                *slot = *sorted
+                    .get((word & mask) as usize)
+                    .ok_or(CodecError::Corrupt("rank out of range"))?;
+                word >>= width;
+            }
+            bit += slots.len() * width as usize;
         }
         self.bit = end;
         Ok(())

@@ -93,7 +93,7 @@ fn sort_slopes(slopes: &[f64]) -> Vec<(u64, u32)> {
         .enumerate()
         .map(|(i, &s)| (total_key(s), i as u32))
         .collect();
-    super::sort::radix_sort(&mut order, &mut Vec::new(), 3, |(k, _)| k >> LOW_BITS);
+    super::sort::radix_sort::<_, 3>(&mut order, &mut Vec::new(), |(k, _)| k >> LOW_BITS);
     for run in order.chunk_by_mut(|a, b| a.0 >> LOW_BITS == b.0 >> LOW_BITS) {
         if run.len() > 1 {
             run.sort_unstable();

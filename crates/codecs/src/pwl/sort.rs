@@ -33,32 +33,30 @@ impl Sorter {
         if self.keys.len() < RADIX_MIN {
             self.keys.sort_unstable();
         } else {
-            radix_sort(&mut self.keys, &mut self.scratch, 4, |k| k >> 32);
+            radix_sort::<_, 4>(&mut self.keys, &mut self.scratch, |k| k >> 32);
         }
         order.extend(self.keys.iter().map(|&k| k as u32));
-        sorted.extend(self.keys.iter().map(|&k| values[(k as u32) as usize]));
+        sorted.extend(self.keys.iter().map(|&k| value_of((k >> 32) as u32)));
     }
 }
 
-/// Stable least-significant-digit radix sort of `items` by the low `bytes` (<= 8) bytes of
+/// Stable least-significant-digit radix sort of `items` by the low `BYTES` (<= 8) bytes of
 /// `key`, a byte at a time; a byte that is the same in every item is skipped. `scratch` is a
 /// buffer for the passes.
-pub fn radix_sort<T: Copy + Default>(
+pub fn radix_sort<T: Copy + Default, const BYTES: usize>(
     items: &mut Vec<T>,
     scratch: &mut Vec<T>,
-    bytes: usize,
     key: impl Fn(T) -> u64,
 ) {
     let n = items.len();
-    let mut counts = [[0u32; 256]; 8];
-    let counts = &mut counts[..bytes.min(8)];
+    let mut counts = [[0u32; 256]; BYTES];
     for &item in items.iter() {
         let k = key(item);
         for (digit, count) in counts.iter_mut().enumerate() {
             count[byte_of(k, digit)] += 1;
         }
     }
-    scratch.clear();
+    // Every slot is written by a pass before it is read; only the length matters.
     scratch.resize(n, T::default());
     for (digit, count) in counts.iter().enumerate() {
         if count.iter().any(|&c| c as usize == n) {
@@ -93,6 +91,15 @@ fn order_key(v: f32) -> u32 {
     } else {
         b | 0x8000_0000
     }
+}
+
+/// Inverse of [`order_key`].
+fn value_of(key: u32) -> f32 {
+    f32::from_bits(if key >> 31 == 1 {
+        key & 0x7fff_ffff
+    } else {
+        !key
+    })
 }
 
 #[cfg(test)]

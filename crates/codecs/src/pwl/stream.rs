@@ -91,11 +91,138 @@ pub fn put(w: &mut WordWriter, code: &Code, v: u64) {
     w.write(b.extra, b.extra_bits);
 }
 
-/// Reads a value written by [`put`].
-#[inline(always)]
-pub fn get(r: &mut BitSource<'_>, code: &Code) -> Result<u64, CodecError> {
-    let symbol = code.get(r)?;
-    Bucket::read(symbol, r)
+/// Writes values with one code, the small ones (the most frequent) as a single precomputed
+/// bit string each: codeword and extra bits together, the bits [`put`] writes.
+#[derive(Debug)]
+pub struct ValueWriter<'a> {
+    code: &'a Code,
+    /// Per value below `words.len()`: `(bits, count)` of its codeword and extra bits.
+    words: Vec<(u64, u32)>,
+}
+
+impl<'a> ValueWriter<'a> {
+    /// Values below this may have a table entry; larger ones are split on every write.
+    const TABLE_LIMIT: u64 = 1 << 12;
+
+    /// A writer of `code` with table entries for the values `0..=max` (capped); the entries
+    /// of values whose symbol has no code are never used.
+    pub fn new(code: &'a Code, max: u64) -> Self {
+        let words = (0..=max.min(Self::TABLE_LIMIT - 1))
+            .map(|v| {
+                let b = Bucket::of(v);
+                if code.is_coded(b.symbol) {
+                    let (bits, len) = code.codeword(b.symbol);
+                    (bits | b.extra << len, len + b.extra_bits)
+                } else {
+                    // Never written: a value in range whose symbol has no code.
+                    (0, 0)
+                }
+            })
+            .collect();
+        ValueWriter { code, words }
+    }
+
+    /// Writes `v` as [`put`] does.
+    #[inline]
+    pub fn put(&self, w: &mut WordWriter, v: u64) {
+        match self.words.get(v as usize) {
+            Some(&(bits, count)) => w.write(bits, count),
+            None => put(w, self.code, v),
+        }
+    }
+}
+
+/// Reads the values of one code, most of them (symbol and extra bits) with one table lookup.
+#[derive(Debug)]
+pub struct ValueReader {
+    /// Indexed by the next `bits` bits of the stream.
+    entries: Vec<Entry>,
+    bits: u32,
+}
+
+/// What the next bits of the stream start with.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// The value, or the symbol if the entry is not a whole value.
+    payload: u16,
+    /// Bits of a whole value (codeword and extra bits), else [`Entry::NOT_A_VALUE`]: more
+    /// than the stream ever holds, so one comparison tells a value the buffer holds.
+    value_bits: u8,
+    /// Bits of the symbol's codeword if the entry is not a whole value, else
+    /// [`Entry::NO_CODEWORD`] if no codeword starts with these bits.
+    symbol_bits: u8,
+}
+
+impl Entry {
+    const NOT_A_VALUE: u8 = u8::MAX;
+    const NO_CODEWORD: u8 = u8::MAX;
+}
+
+impl ValueReader {
+    /// Tables index at least this many bits, so that the extra bits of most values fit.
+    const MIN_TABLE_BITS: u32 = 10;
+
+    /// The reader of values written with `code`.
+    pub fn new(code: &Code) -> Self {
+        let bits = code.max_len().max(Self::MIN_TABLE_BITS);
+        let invalid = Entry {
+            payload: 0,
+            value_bits: Entry::NOT_A_VALUE,
+            symbol_bits: Entry::NO_CODEWORD,
+        };
+        let mut entries = vec![invalid; 1 << bits];
+        for symbol in (0..code.alphabet()).filter(|&s| code.is_coded(s)) {
+            let (word, len) = code.codeword(symbol);
+            // A symbol outside the alphabet (of a damaged payload) is rejected when read.
+            let (base, extra_bits) = SYMBOLS.get(symbol).copied().unwrap_or((0, u32::MAX));
+            // Every index whose low `len` bits are the codeword starts with this symbol. A whole
+            // value fits in 16 bits: it has at most `bits - len <= 14` extra bits (codewords of
+            // a code of two or more symbols have a bit or more; a one-symbol code's table has 10).
+            for high in 0..1u64 << (bits - len) {
+                let index = word | high << len;
+                entries[index as usize] = if extra_bits <= bits - len {
+                    Entry {
+                        payload: (base | high & ((1 << extra_bits) - 1)) as u16,
+                        value_bits: (len + extra_bits) as u8,
+                        symbol_bits: 0,
+                    }
+                } else {
+                    Entry {
+                        payload: symbol as u16,
+                        value_bits: Entry::NOT_A_VALUE,
+                        symbol_bits: len as u8,
+                    }
+                };
+            }
+        }
+        ValueReader { entries, bits }
+    }
+
+    /// Reads a value written by [`put`] (or [`ValueWriter::put`]).
+    #[inline(always)]
+    pub fn get(&self, r: &mut BitSource<'_>) -> Result<u64, CodecError> {
+        // `peek` returns a number below `2^bits`, so the index is in range.
+        let entry = self.entries[r.peek(self.bits) as usize];
+        if u32::from(entry.value_bits) <= r.available() {
+            r.skip(entry.value_bits.into());
+            return Ok(entry.payload.into());
+        }
+        Self::get_rest(entry, r)
+    }
+
+    /// [`Self::get`] for a value past the end of the stream, a symbol whose extra bits are
+    /// read separately, or bits that start no codeword.
+    fn get_rest(entry: Entry, r: &mut BitSource<'_>) -> Result<u64, CodecError> {
+        if entry.value_bits != Entry::NOT_A_VALUE {
+            r.consume(entry.value_bits.into())?;
+            return Ok(entry.payload.into());
+        }
+        if entry.symbol_bits == Entry::NO_CODEWORD {
+            return Err(CodecError::Corrupt("bit pattern is not a Huffman code"));
+        }
+        r.consume(entry.symbol_bits.into())?;
+        Bucket::read(entry.payload.into(), r)
+    }
 }
 
 /// Symbol counts of `values`, for building a code.
@@ -124,12 +251,19 @@ mod tests {
         #[test]
         fn pwl_buckets_round_trip(values in proptest::collection::vec(0u64..=MAX_VALUE, 1..100)) {
             let code = Code::from_counts(&counts(values.iter().copied()), CODE_LIMIT).unwrap();
-            let mut w = WordWriter::default();
-            values.iter().for_each(|&v| put(&mut w, &code, v));
+            // A table that covers part of the values: both ways of writing are exercised.
+            let writer = ValueWriter::new(&code, values.iter().max().unwrap() / 2);
+            let (mut w, mut reference) = (WordWriter::default(), WordWriter::default());
+            for &v in &values {
+                writer.put(&mut w, v);
+                put(&mut reference, &code, v);
+            }
             let bytes = w.finish();
+            prop_assert_eq!(&bytes, &reference.finish());
+            let reader = ValueReader::new(&code);
             let mut r = BitSource::new(&bytes);
             for &v in &values {
-                prop_assert_eq!(get(&mut r, &code).unwrap(), v);
+                prop_assert_eq!(reader.get(&mut r).unwrap(), v);
             }
         }
     }

@@ -121,6 +121,24 @@ proptest! {
     }
 
     #[test]
+    fn pwl_reconstruction_is_what_decode_returns(
+        shape in shapes(),
+        rows in 1usize..5,
+        cols in 0usize..200,
+        seed in any::<u64>(),
+        rel in prop_oneof![Just(0.0), 1e-6f64..0.5],
+        options in options(),
+    ) {
+        let values = sample(shape, rows * cols, seed, 1.0);
+        let bounds: Vec<f32> = (0..rows).map(|r| (rel * (1.0 + r as f64)) as f32).collect();
+        let (payload, reconstructed) = encode_reconstructed(&values, rows, &bounds, &options);
+        prop_assert_eq!(&payload, &encode(&values, rows, &bounds, &options));
+        let decoded = decode(&payload, rows, cols).expect("decodes");
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        prop_assert_eq!(bits(&reconstructed), bits(&decoded));
+    }
+
+    #[test]
     fn pwl_tiny_rows_keep_the_bound(
         values in proptest::collection::vec(-1e6f32..1e6, 1..=2),
         bound in prop_oneof![Just(0.0f32), 0.0f32..10.0],
