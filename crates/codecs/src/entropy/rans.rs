@@ -88,23 +88,22 @@ impl DecodeTable {
     /// The table of `model`, each symbol `s` standing for `value(s)` (what
     /// [`Decoder::get`] and [`Decoder::get_many`] return).
     pub fn with_values(model: &Model, value: impl Fn(u32) -> u32) -> DecodeTable {
-        // Built on the heap: `Box::new([0; TOTAL])` may build the array on the stack and copy it.
-        let mut slots: Box<[Slot; TOTAL as usize]> = vec![Slot::default(); TOTAL as usize]
+        // Built on the heap and without filling it with zeros first: `Box::new([..; TOTAL])`
+        // may build the array on the stack and copy it.
+        let mut slots = Vec::with_capacity(TOTAL as usize);
+        for (symbol, &freq) in model.freq.iter().enumerate() {
+            let value = value(symbol as u32);
+            slots.extend((0..freq).map(|offset| Slot {
+                offset,
+                freq,
+                value,
+            }));
+        }
+        // The frequencies of a model sum to TOTAL, so the conversion cannot fail.
+        let slots = slots
             .into_boxed_slice()
             .try_into()
             .unwrap_or_else(|_| Box::new([Slot::default(); TOTAL as usize]));
-        let mut next = 0usize;
-        for (symbol, &freq) in model.freq.iter().enumerate() {
-            let value = value(symbol as u32);
-            for (offset, slot) in slots[next..next + freq as usize].iter_mut().enumerate() {
-                *slot = Slot {
-                    offset: offset as u16,
-                    freq,
-                    value,
-                };
-            }
-            next += freq as usize;
-        }
         DecodeTable { slots }
     }
 
