@@ -16,6 +16,9 @@ use std::arch::x86_64::*;
 #[target_feature(enable = "avx2")]
 pub fn read_indices(tokens: &[u32], bits: &mut Window<'_>, lsb: u32, z: &mut [u32]) {
     let lsb_count = _mm_cvtsi32_si128(lsb as i32);
+    let bytes = bits.bytes();
+    // Kept here rather than in `bits`, so that it stays in a register.
+    let mut position = bits.position();
     let (token_groups, token_rest) = tokens.as_chunks::<8>();
     let (z_groups, z_rest) = z.as_chunks_mut::<8>();
     for (z, tokens) in z_groups.iter_mut().zip(token_groups) {
@@ -23,17 +26,27 @@ pub fn read_indices(tokens: &[u32], bits: &mut Window<'_>, lsb: u32, z: &mut [u3
         let packed = unsafe { _mm256_loadu_si256(tokens.as_ptr().cast()) };
         // The top bit of a token is set only for a verbatim value.
         if _mm256_movemask_ps(_mm256_castsi256_ps(packed)) != 0 {
-            *z = tokens.map(|token| index_of_token(token, bits, lsb));
+            bits.skip(position - bits.position());
+            *z = read_one_at_a_time(tokens, bits, lsb);
+            position = bits.position();
             continue;
         }
-        let (indices, read) = read_group(packed, bits.bytes(), bits.position(), lsb_count);
-        bits.skip(read);
+        let (indices, read) = read_group(packed, bytes, position, lsb_count);
+        position += read;
         // SAFETY: stores 32 bytes into `z`, an array of 8 `u32`.
         unsafe { _mm256_storeu_si256(z.as_mut_ptr().cast(), indices) };
     }
+    bits.skip(position - bits.position());
     for (z, &token) in z_rest.iter_mut().zip(token_rest) {
         *z = index_of_token(token, bits, lsb);
     }
+}
+
+/// The indices of a group with a verbatim token (rare), read one at a time.
+#[cold]
+#[inline(never)]
+fn read_one_at_a_time(tokens: &[u32; 8], bits: &mut Window<'_>, lsb: u32) -> [u32; 8] {
+    tokens.map(|token| index_of_token(token, bits, lsb))
 }
 
 /// The zigzag indices of eight packed tokens without a verbatim one, whose raw bits start at

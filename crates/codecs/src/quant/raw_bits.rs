@@ -91,7 +91,7 @@ pub struct Window<'w> {
     bit: usize,
 }
 
-impl Window<'_> {
+impl<'w> Window<'w> {
     /// Reads `count <= 32` bits.
     #[inline(always)]
     pub fn read(&mut self, count: u32) -> u32 {
@@ -105,7 +105,7 @@ impl Window<'_> {
 
     /// The window's bytes, for a reader that locates many reads at once: the bits at
     /// [`Window::position`] `p` start at bit `p % 8` of byte `(p / 8) % WRAP`.
-    pub fn bytes(&self) -> &[u8; WINDOW_BYTES] {
+    pub fn bytes(&self) -> &'w [u8; WINDOW_BYTES] {
         self.bytes
     }
 
