@@ -91,7 +91,7 @@ pub struct Window<'w> {
     bit: usize,
 }
 
-impl<'w> Window<'w> {
+impl Window<'_> {
     /// Reads `count <= 32` bits.
     #[inline(always)]
     pub fn read(&mut self, count: u32) -> u32 {
@@ -102,9 +102,13 @@ impl<'w> Window<'w> {
         self.bit += count as usize;
         v as u32
     }
+}
 
-    /// The window's bytes, for a reader that locates many reads at once: the bits at
-    /// [`Window::position`] `p` start at bit `p % 8` of byte `(p / 8) % WRAP`.
+/// Access for a reader that locates many reads at once (the AVX2 one, `super::avx2`).
+#[cfg(target_arch = "x86_64")]
+impl<'w> Window<'w> {
+    /// The window's bytes: the bits at [`Window::position`] `p` start at bit `p % 8` of byte
+    /// `(p / 8) % WRAP`.
     pub fn bytes(&self) -> &'w [u8; WINDOW_BYTES] {
         self.bytes
     }
