@@ -88,23 +88,22 @@ impl DecodeTable {
     /// The table of `model`, each symbol `s` standing for `value(s)` (what
     /// [`Decoder::get`] and [`Decoder::get_many`] return).
     pub fn with_values(model: &Model, value: impl Fn(u32) -> u32) -> DecodeTable {
-        // Built on the heap: `Box::new([0; TOTAL])` may build the array on the stack and copy it.
-        let mut slots: Box<[Slot; TOTAL as usize]> = vec![Slot::default(); TOTAL as usize]
+        // Built on the heap and without filling it with zeros first: `Box::new([..; TOTAL])`
+        // may build the array on the stack and copy it.
+        let mut slots = Vec::with_capacity(TOTAL as usize);
+        for (symbol, &freq) in model.freq.iter().enumerate() {
+            let value = value(symbol as u32);
+            slots.extend((0..freq).map(|offset| Slot {
+                offset,
+                freq,
+                value,
+            }));
+        }
+        // The frequencies of a model sum to TOTAL, so the conversion cannot fail.
+        let slots = slots
             .into_boxed_slice()
             .try_into()
             .unwrap_or_else(|_| Box::new([Slot::default(); TOTAL as usize]));
-        let mut next = 0usize;
-        for (symbol, &freq) in model.freq.iter().enumerate() {
-            let value = value(symbol as u32);
-            for (offset, slot) in slots[next..next + freq as usize].iter_mut().enumerate() {
-                *slot = Slot {
-                    offset: offset as u16,
-                    freq,
-                    value,
-                };
-            }
-            next += freq as usize;
-        }
         DecodeTable { slots }
     }
 
@@ -568,6 +567,8 @@ fn reciprocals() -> &'static [u64; TOTAL as usize] {
 /// ended exactly where it should. Callers must call `finish` and propagate its error.
 #[derive(Debug, Clone)]
 pub struct Decoder<'a> {
+    /// The whole stream, header included.
+    bytes: &'a [u8],
     words: &'a [[u8; 2]],
     /// A byte after the last whole word (an error that [`Decoder::finish`] reports).
     odd_byte: bool,
@@ -594,6 +595,7 @@ impl<'a> Decoder<'a> {
         }
         let (words, odd) = rest.as_chunks::<2>();
         Ok(Decoder {
+            bytes,
             words,
             odd_byte: !odd.is_empty(),
             pos: 0,
@@ -628,9 +630,13 @@ impl<'a> Decoder<'a> {
         for run in out.chunks_mut(WINDOW) {
             let (groups, rest) = run.as_chunks_mut::<LANES>();
             let (words, pos) = (self.words, self.pos);
-            // A run of at most WINDOW symbols reads at most WINDOW words.
-            self.pos += match words.get(pos..).and_then(<[_]>::first_chunk::<WINDOW>) {
-                Some(window) => self.groups(table, groups, |i| word(&window[i % WINDOW])),
+            // A run of at most WINDOW symbols reads at most WINDOW words. The window starts 2
+            // bytes before word `pos` (inside the header when `pos` is 0), so that the `u32`
+            // at byte `2 i` holds word `pos + i` in its upper half: shifting it in then takes
+            // one double-width shift instead of a shift and an or.
+            let window = self.bytes.get(HEADER_BYTES - 2 + 2 * pos..);
+            self.pos += match window.and_then(<[u8]>::first_chunk::<{ 2 * WINDOW + 2 }>) {
+                Some(window) => self.groups(table, groups, |i| upper_word(window, i % WINDOW)),
                 None => self.groups(table, groups, |i| words.get(pos + i).map_or(0, word)),
             };
             for slot in rest {
@@ -678,6 +684,14 @@ impl<'a> Decoder<'a> {
 
 /// Symbols [`Decoder::get_many`] decodes with one window of words.
 const WINDOW: usize = 256;
+
+/// Word `i` of a window that starts 2 bytes before its first word, read as the upper half
+/// of the little-endian `u32` at byte `2 i`.
+#[inline(always)]
+fn upper_word(window: &[u8; 2 * WINDOW + 2], i: usize) -> u32 {
+    let bytes = window[2 * i..].first_chunk().copied().unwrap_or_default();
+    u32::from_le_bytes(bytes) >> 16
+}
 
 /// The value of a little-endian word.
 #[inline(always)]

@@ -14,9 +14,15 @@ use crate::CodecError;
 /// Most reads one [`Window`] serves, each of at most 32 bits.
 pub const WINDOW_READS: usize = 256;
 
+/// Byte offsets of reads are taken modulo this (a power of two): those of the first
+/// [`WINDOW_READS`] reads are below it, and every 8-byte load stays inside the window.
+pub const WRAP: usize = WINDOW_READS * 4;
+
 /// Bytes of a [`Window`]: those of its reads, the first at a bit offset below 8, and the 8
 /// bytes each read loads.
-const WINDOW_BYTES: usize = WINDOW_READS * 4 + 8;
+pub const WINDOW_BYTES: usize = WRAP + 8;
+
+const _: () = assert!(WRAP.is_power_of_two());
 
 /// Raw bits, least-significant first.
 pub struct RawBits<'a> {
@@ -33,7 +39,7 @@ impl<'a> RawBits<'a> {
 
     /// Runs `read` on a window over the bits from the current position (zeros past the end of
     /// the stream) and moves past the bits it read. The window serves up to [`WINDOW_READS`]
-    /// reads; more read repeated bits (never out of bounds).
+    /// reads; more read bits from its start again (never out of bounds).
     #[inline(always)]
     pub fn window<R>(&mut self, read: impl FnOnce(&mut Window<'_>) -> R) -> R {
         let at = self.position / 8;
@@ -89,12 +95,32 @@ impl Window<'_> {
     /// Reads `count <= 32` bits.
     #[inline(always)]
     pub fn read(&mut self, count: u32) -> u32 {
-        // Only a window used beyond its WINDOW_READS reads clamps.
-        let at = (self.bit / 8).min(WINDOW_BYTES - 8);
+        // Only a window used beyond its WINDOW_READS reads wraps around.
+        let at = (self.bit / 8) % WRAP;
         let word = u64::from_le_bytes(*self.bytes[at..].first_chunk().unwrap_or(&[0; 8]));
         let v = (word >> (self.bit % 8)) & ((1u64 << (count % 64)) - 1);
         self.bit += count as usize;
         v as u32
+    }
+}
+
+/// Access for a reader that locates many reads at once (the AVX2 one, `super::avx2`).
+#[cfg(target_arch = "x86_64")]
+impl<'w> Window<'w> {
+    /// The window's bytes: the bits at [`Window::position`] `p` start at bit `p % 8` of byte
+    /// `(p / 8) % WRAP`.
+    pub fn bytes(&self) -> &'w [u8; WINDOW_BYTES] {
+        self.bytes
+    }
+
+    /// The position of the next read, in bits from the start of [`Window::bytes`].
+    pub fn position(&self) -> usize {
+        self.bit
+    }
+
+    /// Moves past `count` bits that were read from [`Window::bytes`].
+    pub fn skip(&mut self, count: usize) {
+        self.bit += count;
     }
 }
 
