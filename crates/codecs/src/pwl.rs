@@ -495,7 +495,7 @@ fn write_ranks(fits: &Fits, coding: RankCoding) -> Vec<u8> {
     let mut lehmer = BitWriter::new();
     let mut ranks = Vec::new();
     for range in fits.groups.ranges() {
-        ranks.clear();
+        // Every slot is overwritten (the order is a permutation): only the length matters.
         ranks.resize(range.len(), 0u32);
         for (rank, &pos) in fits.order[range].iter().enumerate() {
             ranks[pos as usize] = rank as u32;
