@@ -281,11 +281,12 @@ fn encode_lossy(
         count,
         max_err,
         sum_sq,
+        ..
     } = match t.dtype {
-        DType::F32 => check.run(|i| f64::from(values[i]), |i| f64::from(decoded[i])),
+        DType::F32 => check.run_f32(&values, &decoded),
         DType::F16 | DType::BF16 => {
             let stored = dtype::to_f32(t.dtype, &dtype::from_f32(t.dtype, &decoded)?)?;
-            check.run(|i| f64::from(values[i]), |i| f64::from(stored[i]))
+            check.run_f32(&values, &stored)
         }
         _ => {
             let stored = dtype::from_f32(t.dtype, &decoded)?;
@@ -309,12 +310,15 @@ fn encode_lossy(
 }
 
 /// The elements a lossy codec missed, and the error statistics of the others.
+#[derive(Default)]
 struct Verified {
     /// Per exception: the index gap from the previous one (varint) and the original bytes.
     exceptions: Vec<u8>,
     count: u64,
     max_err: f64,
     sum_sq: f64,
+    /// Index of the last exception (0 before the first).
+    last: usize,
 }
 
 /// What the check of a lossy approximation compares against.
@@ -332,35 +336,50 @@ impl Check<'_> {
     /// Checks every element, given as exact `f64` values of the original and of the decoded
     /// approximation: missed bounds, NaN and infinities become exceptions.
     fn run(&self, original: impl Fn(usize) -> f64, decoded: impl Fn(usize) -> f64) -> Verified {
-        let mut v = Verified {
-            exceptions: Vec::new(),
-            count: 0,
-            max_err: 0.0,
-            sum_sq: 0.0,
-        };
-        let mut last = 0usize;
+        let mut v = Verified::default();
         let n = self.data.len() / self.size;
         // Row by row, so that finding an element's bound takes no division.
         for row in 0..n.div_ceil(self.cols) {
             let bound = f64::from(self.bounds[row]);
             for i in row * self.cols..n.min((row + 1) * self.cols) {
-                let (orig, got) = (original(i), decoded(i));
-                let err = (orig - got).abs();
-                // With a finite bound this also catches NaN and infinities on either side:
-                // their difference is NaN or infinite.
-                if err.is_nan() || err > bound {
-                    v.exceptions.put_varint((i - last) as u64);
-                    v.exceptions
-                        .extend_from_slice(&self.data[i * self.size..(i + 1) * self.size]);
-                    last = i;
-                    v.count += 1;
-                } else {
-                    v.max_err = v.max_err.max(err);
-                    v.sum_sq += err * err;
-                }
+                self.element(&mut v, i, original(i), decoded(i), bound);
             }
         }
         v
+    }
+
+    /// [`Self::run`] on `f32` elements (exact in `f64`), read as slices row by row: the same
+    /// checks in the same order, without an index check per element.
+    fn run_f32(&self, original: &[f32], decoded: &[f32]) -> Verified {
+        let mut v = Verified::default();
+        let rows = original.chunks(self.cols).zip(decoded.chunks(self.cols));
+        for (row, (originals, decodeds)) in rows.enumerate() {
+            let bound = f64::from(self.bounds[row]);
+            let first = row * self.cols;
+            for (j, (&orig, &got)) in originals.iter().zip(decodeds).enumerate() {
+                self.element(&mut v, first + j, f64::from(orig), f64::from(got), bound);
+            }
+        }
+        v
+    }
+
+    /// Checks element `i` against `bound`: a miss becomes an exception, a hit adds to the
+    /// error statistics.
+    #[inline(always)]
+    fn element(&self, v: &mut Verified, i: usize, orig: f64, got: f64, bound: f64) {
+        let err = (orig - got).abs();
+        // With a finite bound this also catches NaN and infinities on either side: their
+        // difference is NaN or infinite.
+        if err.is_nan() || err > bound {
+            v.exceptions.put_varint((i - v.last) as u64);
+            v.exceptions
+                .extend_from_slice(&self.data[i * self.size..(i + 1) * self.size]);
+            v.last = i;
+            v.count += 1;
+        } else {
+            v.max_err = v.max_err.max(err);
+            v.sum_sq += err * err;
+        }
     }
 }
 

@@ -29,7 +29,7 @@ pub use linearize::{greedy, optimal, Piece};
 pub use slopes::Precision;
 
 use crate::bitio::{BitReader, BitWriter, ByteReader, PutBytes};
-use crate::entropy::huffman::{BitSource, Code};
+use crate::entropy::huffman::{bits_for, BitSource, Code};
 use crate::CodecError;
 use half::f16;
 use linearize::{greedy_into, Optimal};
@@ -241,6 +241,9 @@ impl Fits {
             }
             fits.piece_ends.push(fits.pieces.len());
             fits.bounds.push(bound);
+            if fits.piece_ends.len() == 1 {
+                reserve_like_first(&mut fits.pieces, groups.count());
+            }
         }
         fits
     }
@@ -254,6 +257,18 @@ impl Fits {
             .zip(&self.bounds)
             .map(|((range, (start, &end)), &bound)| (range, &self.pieces[start..end], bound))
     }
+}
+
+/// Reserves room in `items`, which holds the items of the first of `groups` groups, for as
+/// many per group (and an eighth more), so that it seldom grows by doubling, which copies it:
+/// the pieces of a large tensor fill megabytes.
+fn reserve_like_first<T>(items: &mut Vec<T>, groups: usize) {
+    let expected = items.len().saturating_mul(groups);
+    items.reserve(
+        expected
+            .saturating_add(expected / 8)
+            .saturating_sub(items.len()),
+    );
 }
 
 /// The bound of a group: the smallest bound of the rows it touches (invalid bounds mean 0).
@@ -325,7 +340,8 @@ impl Plan {
         let mut sorted = Vec::new();
         let mut segments = self.placed.segments.iter();
         for (range, &q) in self.fits.groups.ranges().zip(&self.placed.steps) {
-            sorted.clear();
+            // The segments overwrite every slot of the group: only the length matters (and
+            // setting it without clearing writes no zeros where the last group was).
             sorted.resize(range.len() + place::BLOCK, 0.0);
             let (mut expander, mut at) = (Expander::default(), 0);
             // The segments of a group cover it exactly.
@@ -380,6 +396,9 @@ struct Placed {
 fn place_all(fits: &Fits, table: &slopes::SlopeTable, pm: f64) -> Placed {
     let mut ids = table.ids.iter();
     let mut placer = Placer::default();
+    // At least one segment per piece; splits are few.
+    let pieces = fits.pieces.len();
+    placer.segments.reserve(pieces.saturating_add(pieces / 8));
     let mut steps = Vec::with_capacity(fits.groups.count());
     for (range, pieces, bound) in fits.iter() {
         let q = (2.0 * pm * bound as f64) as f32;
@@ -491,11 +510,19 @@ fn write_payload(plan: &Plan, options: &Options, stats: &mut Stats) -> Vec<u8> {
 
 /// The rank stream: per group, the rank of each value in its group.
 fn write_ranks(fits: &Fits, coding: RankCoding) -> Vec<u8> {
-    let mut packed = bits::WordWriter::default();
+    let packed_bits: usize = fits
+        .groups
+        .ranges()
+        .map(|r| r.len() * bits_for(r.len().saturating_sub(1) as u64) as usize)
+        .sum();
+    let mut packed = match coding {
+        RankCoding::Packed => bits::WordWriter::with_capacity(packed_bits.div_ceil(8)),
+        RankCoding::Permutation => bits::WordWriter::default(),
+    };
     let mut lehmer = BitWriter::new();
     let mut ranks = Vec::new();
     for range in fits.groups.ranges() {
-        ranks.clear();
+        // Every slot is overwritten (the order is a permutation): only the length matters.
         ranks.resize(range.len(), 0u32);
         for (rank, &pos) in fits.order[range].iter().enumerate() {
             ranks[pos as usize] = rank as u32;
@@ -614,7 +641,9 @@ impl<'a> SegmentReader<'a> {
 
     /// Fills `out` with the decoded sorted values of a group of `n` with grid step `q`.
     fn group(&mut self, n: usize, q: f32, out: &mut Vec<f32>) -> Result<(), CodecError> {
-        out.clear();
+        // The segments overwrite every slot of the group (or the group is an error): only the
+        // length matters, and setting it without clearing writes no zeros where the last group
+        // was.
         out.resize(n + place::BLOCK, 0.0);
         let mut expander = Expander::default();
         let mut at = 0;

@@ -12,6 +12,15 @@ pub struct WordWriter {
 }
 
 impl WordWriter {
+    /// A writer with room for `bytes` bytes (it flushes whole words, so it reserves up to seven
+    /// more).
+    pub fn with_capacity(bytes: usize) -> Self {
+        WordWriter {
+            bytes: Vec::with_capacity(bytes.saturating_add(7)),
+            ..WordWriter::default()
+        }
+    }
+
     /// Writes the low `count` (<= 57) bits of `value`.
     #[inline]
     pub fn write(&mut self, value: u64, count: u32) {

@@ -196,9 +196,12 @@ impl Optimal {
         let hull = &mut self.hull;
         hull.points = 0;
         let mut start = 0;
+        // `i - start` as `f64`, counted in floats: exact (below 2^53), and cheaper than
+        // converting a `usize`, which takes a branch.
+        let mut x = 0.0;
         for (i, &v) in y.iter().enumerate() {
             let v = v.into();
-            if !hull.add((i - start) as f64, v, eps) {
+            if !hull.add(x, v, eps) {
                 pieces.push(Piece {
                     start,
                     len: i - start,
@@ -206,7 +209,9 @@ impl Optimal {
                 });
                 start = i;
                 hull.add(0.0, v, eps);
+                x = 0.0;
             }
+            x += 1.0;
         }
         if start < y.len() {
             pieces.push(Piece {

@@ -171,8 +171,10 @@ impl<'a> Placer<'a> {
             lo: f64::NEG_INFINITY,
             hi: f64::INFINITY,
         };
-        for (j, &y) in ys.iter().enumerate() {
-            let r = y as f64 - slope as f64 * j as f64;
+        // `j` counts as `u32` (groups are shorter than 2^32): its conversion to `f64` is then
+        // one instruction, where a `usize` needs a branch; the value is the same.
+        for (j, &y) in (0..u32::MAX).zip(ys) {
+            let r = y as f64 - slope as f64 * f64::from(j);
             let next = Window {
                 lo: w.lo.max(r - self.bound),
                 hi: w.hi.min(r + self.bound),
@@ -181,7 +183,7 @@ impl<'a> Placer<'a> {
             // the infinite one).
             let same = next.lo == w.lo && next.hi == w.hi;
             if !same && !self.storable(next) {
-                return (j, w);
+                return (j as usize, w);
             }
             w = next;
         }
@@ -251,8 +253,9 @@ impl<'a> Placer<'a> {
 
     /// First offset whose decoded value misses the bound.
     fn first_miss(&self, ys: &[f32], first: f32, slope: f32) -> Option<usize> {
-        ys.iter().enumerate().position(|(j, &y)| {
-            let err = (y as f64 - eval(first, slope, j) as f64).abs();
+        // `u32` offsets convert to `f32` in one instruction (see `longest_run`).
+        (0..u32::MAX).zip(ys).position(|(j, &y)| {
+            let err = (y as f64 - (first + slope * j as f32) as f64).abs();
             // NaN (from an overflowing evaluation) counts as a miss.
             err.is_nan() || err > self.bound
         })

@@ -21,7 +21,15 @@ const CHUNK_LIMIT: u128 = 1 << 95;
 /// Writes `ranks` (a permutation of `0..ranks.len()`) in `ceil(log2 n)` bits each.
 pub fn put_packed(w: &mut WordWriter, ranks: &[u32]) {
     let width = bits_for(ranks.len().saturating_sub(1) as u64);
-    ranks.iter().for_each(|&r| w.write(r as u64, width));
+    // As many ranks as fit in one write (57 bits) are joined first, the first lowest.
+    let per_write = (57 / width.max(1)) as usize;
+    for chunk in ranks.chunks(per_write) {
+        let joined = chunk
+            .iter()
+            .rev()
+            .fold(0u64, |acc, &r| (acc << width) | u64::from(r));
+        w.write(joined, width * chunk.len() as u32);
+    }
 }
 
 /// Reads packed ranks a word at a time and gathers the values they point to.

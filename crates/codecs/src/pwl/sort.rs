@@ -24,19 +24,36 @@ impl Sorter {
     /// position) and to `sorted` the values in that order.
     pub fn sort(&mut self, values: &[f32], order: &mut Vec<u32>, sorted: &mut Vec<f32>) {
         self.keys.clear();
-        self.keys.extend(
-            values
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| (u64::from(order_key(v)) << 32) | i as u64),
-        );
-        if self.keys.len() < RADIX_MIN {
+        if values.len() < RADIX_MIN {
+            self.keys
+                .extend(values.iter().enumerate().map(|(i, &v)| key_of(v, i)));
             self.keys.sort_unstable();
         } else {
-            radix_sort::<_, 4>(&mut self.keys, &mut self.scratch, |k| k >> 32);
+            // The histograms are counted as the keys are made, in the same pass.
+            let mut counts = [[0u32; 256]; 4];
+            self.keys.extend(values.iter().enumerate().map(|(i, &v)| {
+                let key = key_of(v, i);
+                count_bytes(&mut counts, key >> 32);
+                key
+            }));
+            radix_passes(&mut self.keys, &mut self.scratch, |k| k >> 32, &counts);
         }
         order.extend(self.keys.iter().map(|&k| k as u32));
         sorted.extend(self.keys.iter().map(|&k| value_of((k >> 32) as u32)));
+    }
+}
+
+/// The key of the value `v` at position `i`: its order key above, its position below.
+#[inline]
+fn key_of(v: f32, i: usize) -> u64 {
+    (u64::from(order_key(v)) << 32) | i as u64
+}
+
+/// Adds the low `BYTES` bytes of `key` to their histograms.
+#[inline]
+fn count_bytes<const BYTES: usize>(counts: &mut [[u32; 256]; BYTES], key: u64) {
+    for (digit, count) in counts.iter_mut().enumerate() {
+        count[byte_of(key, digit)] += 1;
     }
 }
 
@@ -48,14 +65,21 @@ pub fn radix_sort<T: Copy + Default, const BYTES: usize>(
     scratch: &mut Vec<T>,
     key: impl Fn(T) -> u64,
 ) {
-    let n = items.len();
     let mut counts = [[0u32; 256]; BYTES];
     for &item in items.iter() {
-        let k = key(item);
-        for (digit, count) in counts.iter_mut().enumerate() {
-            count[byte_of(k, digit)] += 1;
-        }
+        count_bytes(&mut counts, key(item));
     }
+    radix_passes(items, scratch, key, &counts);
+}
+
+/// The passes of [`radix_sort`], given the histograms of the key bytes of `items`.
+fn radix_passes<T: Copy + Default, const BYTES: usize>(
+    items: &mut Vec<T>,
+    scratch: &mut Vec<T>,
+    key: impl Fn(T) -> u64,
+    counts: &[[u32; 256]; BYTES],
+) {
+    let n = items.len();
     // Every slot is written by a pass before it is read; only the length matters.
     scratch.resize(n, T::default());
     for (digit, count) in counts.iter().enumerate() {
@@ -83,23 +107,21 @@ fn byte_of(key: u64, digit: usize) -> usize {
     ((key >> (8 * digit)) & 0xff) as usize
 }
 
-/// A `u32` whose order is the numeric order of finite floats.
+/// A `u32` whose order is the numeric order of finite floats: negative values have all bits
+/// flipped, positive ones the sign bit set (an exclusive or with a mask, without a branch).
+#[inline]
 fn order_key(v: f32) -> u32 {
     let b = v.to_bits();
-    if b >> 31 == 1 {
-        !b
-    } else {
-        b | 0x8000_0000
-    }
+    let negative = ((b as i32) >> 31) as u32;
+    b ^ (negative | 0x8000_0000)
 }
 
 /// Inverse of [`order_key`].
+#[inline]
 fn value_of(key: u32) -> f32 {
-    f32::from_bits(if key >> 31 == 1 {
-        key & 0x7fff_ffff
-    } else {
-        !key
-    })
+    // All ones where the key's top bit is clear (the value was negative).
+    let negative = (key >> 31).wrapping_sub(1);
+    f32::from_bits(key ^ (negative | 0x8000_0000))
 }
 
 #[cfg(test)]
@@ -108,6 +130,16 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
+        #[test]
+        fn pwl_order_keys_invert_and_keep_the_order(a in any::<f32>(), b in any::<f32>()) {
+            for v in [a, b] {
+                prop_assert_eq!(value_of(order_key(v)).to_bits(), v.to_bits());
+            }
+            if a.is_finite() && b.is_finite() && a != b {
+                prop_assert_eq!(order_key(a) < order_key(b), a < b);
+            }
+        }
+
         #[test]
         fn pwl_sort_orders_by_value_then_position(
             values in proptest::collection::vec(
