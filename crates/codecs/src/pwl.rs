@@ -17,7 +17,6 @@
 //! - `block`: per group the grid step `q` (f32), present only with grid intercepts;
 //! - `block`: the segment bit stream; `block`: the rank bit stream.
 
-mod bits;
 mod linearize;
 mod place;
 mod ranks;
@@ -28,7 +27,7 @@ mod stream;
 pub use linearize::{greedy, optimal, Piece};
 pub use slopes::Precision;
 
-use crate::bitio::{BitReader, BitWriter, ByteReader, PutBytes};
+use crate::bitio::{BitReader, BitWriter, ByteReader, PutBytes, WordWriter};
 use crate::entropy::huffman::{bits_for, BitSource, Code};
 use crate::CodecError;
 use half::f16;
@@ -472,7 +471,7 @@ fn write_payload(plan: &Plan, options: &Options, stats: &mut Stats) -> Vec<u8> {
     }
     let all = &placed.segments;
     let params = parameters(all, flags & FLAG_SHARED != 0);
-    let mut w = bits::WordWriter::default();
+    let mut w = WordWriter::default();
     if !params.is_empty() {
         let codes = build_codes(&params, options.huffman);
         codes.iter().for_each(|c| c.write(&mut out));
@@ -516,8 +515,8 @@ fn write_ranks(fits: &Fits, coding: RankCoding) -> Vec<u8> {
         .map(|r| r.len() * bits_for(r.len().saturating_sub(1) as u64) as usize)
         .sum();
     let mut packed = match coding {
-        RankCoding::Packed => bits::WordWriter::with_capacity(packed_bits.div_ceil(8)),
-        RankCoding::Permutation => bits::WordWriter::default(),
+        RankCoding::Packed => WordWriter::with_capacity(packed_bits.div_ceil(8)),
+        RankCoding::Permutation => WordWriter::default(),
     };
     let mut lehmer = BitWriter::new();
     let mut ranks = Vec::new();

@@ -20,11 +20,11 @@ mod classes;
 mod raw_bits;
 mod token;
 
-use crate::bitio::{ByteReader, PutBytes};
+use crate::bitio::{ByteReader, PutBytes, WordWriter};
 use crate::entropy::rans::{self, DecodeTable, Model};
 use crate::CodecError;
 use classes::RowHistograms;
-use raw_bits::{RawBits, RawBitsWriter, Window};
+use raw_bits::{RawBits, Window};
 use token::{SplitTable, TokenInfo, Tokenizer, MAX_INDEX, VERBATIM_BITS};
 
 /// Version byte at the start of every payload.
@@ -261,7 +261,7 @@ fn quantize(values: &[f32], cols: usize, bounds: &[f32], steps: &[f32]) -> Indic
     let mut histograms = RowHistograms::new(tokenizer.len());
     let mut hist = vec![0u32; tokenizer.len()];
     let mut tokens = Vec::with_capacity(values.len());
-    let mut raw = RawBitsWriter::with_capacity(values.len());
+    let mut raw = WordWriter::with_capacity(values.len());
     let mut quick = [0i32; QUICK_RUN];
     for (r, (&step, &bound)) in steps.iter().zip(bounds).enumerate() {
         let cell = Cell::new(step, bound);
@@ -277,11 +277,11 @@ fn quantize(values: &[f32], cols: usize, bounds: &[f32], steps: &[f32]) -> Indic
                 let token = match q {
                     Some(q) => {
                         let (token, bits, count) = split.split(token::zigzag(q));
-                        raw.write(bits, count);
+                        raw.write(bits.into(), count);
                         token
                     }
                     None => {
-                        raw.write(v.to_bits(), VERBATIM_BITS);
+                        raw.write(v.to_bits().into(), VERBATIM_BITS);
                         tokenizer.verbatim()
                     }
                 };

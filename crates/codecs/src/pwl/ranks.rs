@@ -9,7 +9,7 @@
 //!   4096 symbols at 12-bit precision, while the digits here are uniform over radices up to
 //!   `n`, which mixed-radix arithmetic codes exactly.
 
-use super::bits::WordWriter;
+use crate::bitio::WordWriter;
 use crate::bitio::{BitReader, BitWriter};
 use crate::entropy::huffman::bits_for;
 use crate::CodecError;

@@ -5,7 +5,7 @@
 //! larger values are coded by their bit length and the bit below the leading one, followed by
 //! the remaining low bits.
 
-use super::bits::WordWriter;
+use crate::bitio::WordWriter;
 use crate::entropy::huffman::{BitSource, Code};
 use crate::CodecError;
 

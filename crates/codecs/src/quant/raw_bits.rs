@@ -1,4 +1,4 @@
-//! Reader and writer of the raw-bit stream, for the codec's inner loops.
+//! Reader of the raw-bit stream, for the decoder's inner loops.
 //!
 //! Reads the same layout as [`crate::bitio::BitReader`] (least-significant bit first), which is
 //! what the encoder writes with. That reader refills byte by byte and returns a `Result` per
@@ -6,8 +6,8 @@
 //! one hands out a [`Window`] of fixed size over the bytes of the next [`WINDOW_READS`] reads,
 //! which loads the 8 bytes at the current bit position on every read (at least 57 valid bits)
 //! with no bounds check but a clamp, and, like the rANS decoder, leaves running past the end to
-//! [`RawBits::finish`] to report. [`RawBitsWriter`] writes the same bytes as `BitWriter`, four
-//! at a time instead of one.
+//! [`RawBits::finish`] to report. The encoder writes the stream with
+//! [`crate::bitio::WordWriter`].
 
 use crate::CodecError;
 
@@ -124,46 +124,6 @@ impl<'w> Window<'w> {
     }
 }
 
-/// Writes raw bits, least-significant first.
-pub struct RawBitsWriter {
-    bytes: Vec<u8>,
-    acc: u64,
-    /// Valid bits in `acc` (below 32 between writes).
-    filled: u32,
-}
-
-impl RawBitsWriter {
-    /// An empty writer with room for `bytes` bytes.
-    pub fn with_capacity(bytes: usize) -> Self {
-        RawBitsWriter {
-            bytes: Vec::with_capacity(bytes),
-            acc: 0,
-            filled: 0,
-        }
-    }
-
-    /// Writes the low `count <= 32` bits of `value`.
-    #[inline]
-    pub fn write(&mut self, value: u32, count: u32) {
-        self.acc |= (u64::from(value) & ((1u64 << count) - 1)) << self.filled;
-        self.filled += count;
-        if self.filled >= 32 {
-            self.bytes
-                .extend_from_slice(&(self.acc as u32).to_le_bytes());
-            self.acc >>= 32;
-            self.filled -= 32;
-        }
-    }
-
-    /// Flushes the partial bytes (zero padded) and returns the stream.
-    pub fn finish(mut self) -> Vec<u8> {
-        let tail = self.filled.div_ceil(8) as usize;
-        self.bytes
-            .extend_from_slice(&self.acc.to_le_bytes()[..tail]);
-        self.bytes
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,19 +148,6 @@ mod tests {
                 });
             }
             prop_assert_eq!(r.finish(), Ok(()));
-        }
-    }
-
-    proptest! {
-        #[test]
-        fn writes_what_the_bit_writer_writes(items in proptest::collection::vec((any::<u32>(), 0u32..=32), 0..300)) {
-            let mut expected = BitWriter::new();
-            let mut w = RawBitsWriter::with_capacity(0);
-            for &(v, n) in &items {
-                expected.write(v.into(), n);
-                w.write(v, n);
-            }
-            prop_assert_eq!(w.finish(), expected.finish());
         }
     }
 
