@@ -63,6 +63,10 @@ class Model:
         self.path = path
         self.graph = onnx.load(path).graph
         self.weights = {i.name: numpy_helper.to_array(i) for i in self.graph.initializer}
+        self.readers = {}  # tensor name -> the nodes that take it as an input
+        for node in self.graph.node:
+            for name in node.input:
+                self.readers.setdefault(name, []).append(node)
         self.options = ort.SessionOptions()
         self.options.intra_op_num_threads = 2
 
@@ -164,15 +168,11 @@ def bias_correction(model, calibration, held_out, bounds):
 
 def downstream_energy(model, node):
     """Per output channel of `node`: the squared weights of the Conv/Gemm nodes reading it."""
-    readers = {}
-    for n in model.graph.node:
-        for i in n.input:
-            readers.setdefault(i, []).append(n)
     channels = model.weights[node.input[1]].shape[0]
     energy, seen, pending = np.zeros(channels), set(), list(node.output)
     while pending:
         tensor = pending.pop()
-        for reader in readers.get(tensor, []):
+        for reader in model.readers.get(tensor, []):
             if id(reader) in seen:
                 continue
             seen.add(id(reader))

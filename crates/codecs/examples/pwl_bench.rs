@@ -22,8 +22,9 @@ use std::path::Path;
 #[path = "../benches/common/mod.rs"]
 mod common;
 mod dumps;
-use common::now;
+mod harness;
 use dumps::{load, Tensor};
+use harness::{fnv1a, seconds_per_run, FNV_OFFSET};
 
 /// Sums over the tensors of one tolerance.
 #[derive(Default)]
@@ -74,28 +75,6 @@ impl Totals {
     }
 }
 
-/// FNV-1a over `bytes`, continuing from `hash`.
-fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {
-    bytes.iter().fold(hash, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// CPU seconds one call of `run` takes, averaged over repeated calls for at least `min_secs`
-/// (the thread's CPU clock advances in scheduler ticks; 0 runs once).
-fn seconds_per_run(min_secs: f64, mut run: impl FnMut()) -> f64 {
-    let start = now();
-    let mut runs = 0u32;
-    loop {
-        run();
-        runs += 1;
-        let spent = now() - start;
-        if spent >= min_secs {
-            return spent / runs as f64;
-        }
-    }
-}
-
 /// Codes one tensor at tolerance `p` and measures it, each step repeated for `min_secs`.
 fn measure(t: &Tensor, p: f64, min_secs: f64) -> Result<Totals, Box<dyn Error>> {
     let data: Vec<u8> = t.values.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -142,7 +121,7 @@ fn measure(t: &Tensor, p: f64, min_secs: f64) -> Result<Totals, Box<dyn Error>> 
         decode_secs,
         core_encode_secs,
         core_decode_secs,
-        digest: fnv1a(0xcbf2_9ce4_8422_2325, &encoded.payload),
+        digest: fnv1a(FNV_OFFSET, &encoded.payload),
     })
 }
 

@@ -29,8 +29,9 @@ use std::time::Instant;
 #[path = "../benches/common/mod.rs"]
 mod common;
 mod dumps;
-use common::now;
+mod harness;
 use dumps::{load, Tensor};
+use harness::{fnv1a, seconds_per_run, FNV_OFFSET};
 
 /// Order-0 entropy in bits of the indices `round(v / (2 * bound))`, and how many distinct
 /// indices there are (where that nears the number of values, the entropy of the sample is close
@@ -95,32 +96,8 @@ impl Totals {
     }
 }
 
-/// FNV-1a over `bytes`, continuing from `hash` (0 starts a new digest).
-fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {
-    let start = if hash == 0 {
-        0xcbf2_9ce4_8422_2325
-    } else {
-        hash
-    };
-    bytes.iter().fold(start, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// CPU seconds one call of `run` takes, averaged over repeated calls for at least 50 ms (the
-/// thread's CPU clock advances in scheduler ticks).
-fn seconds_per_run(mut run: impl FnMut()) -> f64 {
-    let start = now();
-    let mut runs = 0u32;
-    loop {
-        run();
-        runs += 1;
-        let spent = now() - start;
-        if spent >= 0.05 {
-            return spent / runs as f64;
-        }
-    }
-}
+/// Each measured call is repeated for at least this many CPU seconds.
+const MIN_SECS: f64 = 0.05;
 
 /// Codes one tensor at `bound` and measures it.
 fn measure(t: &Tensor, bound: f64, options: &quant::Options) -> Result<Totals, Box<dyn Error>> {
@@ -142,10 +119,12 @@ fn measure(t: &Tensor, bound: f64, options: &quant::Options) -> Result<Totals, B
     let rows = pwlc_codecs::rows_of(&t.shape).max(1);
     let bounds = vec![bound as f32; rows];
     let mut core = Vec::new();
-    let encode_secs = seconds_per_run(|| core = quant::encode(&t.values, rows, &bounds, options));
+    let encode_secs = seconds_per_run(MIN_SECS, || {
+        core = quant::encode(&t.values, rows, &bounds, options)
+    });
     let cols = t.values.len() / rows;
     let mut decoded = Ok(Vec::new());
-    let decode_secs = seconds_per_run(|| decoded = quant::decode(&core, rows, cols));
+    let decode_secs = seconds_per_run(MIN_SECS, || decoded = quant::decode(&core, rows, cols));
     decoded?;
     let (oracle_bits, distinct) = oracle(&t.values, bound);
     Ok(Totals {
@@ -156,7 +135,7 @@ fn measure(t: &Tensor, bound: f64, options: &quant::Options) -> Result<Totals, B
         exceptions,
         encode_secs,
         decode_secs,
-        digest: fnv1a(0, &encoded.payload),
+        digest: fnv1a(FNV_OFFSET, &encoded.payload),
     })
 }
 
@@ -193,7 +172,7 @@ fn model_decode(tensors: &[Tensor], bound: f64, options: &quant::Options) {
         .collect();
     payloads.sort_by_key(|(_, rows, cols)| std::cmp::Reverse(rows * cols));
     let mb = tensors.iter().map(|t| t.values.len()).sum::<usize>() as f64 * 4.0 / 1e6;
-    let cpu = seconds_per_run(|| {
+    let cpu = seconds_per_run(MIN_SECS, || {
         for (payload, rows, cols) in &payloads {
             assert!(quant::decode(payload, *rows, *cols).is_ok());
         }
@@ -250,7 +229,10 @@ fn main() -> Result<(), Box<dyn Error>> {
         "dec MB/s"
     );
     for bound in bounds {
-        let mut total = Totals::default();
+        let mut total = Totals {
+            digest: FNV_OFFSET,
+            ..Totals::default()
+        };
         for t in &tensors {
             let m = measure(t, bound, &options)?;
             if verbose {

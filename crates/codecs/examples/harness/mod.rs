@@ -1,0 +1,29 @@
+//! What the `quant_bench` and `pwl_bench` examples share beyond the dumps: CPU time per call and
+//! digests of the payloads.
+
+use crate::common::now;
+
+/// The FNV-1a offset basis: the hash of no bytes.
+pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a over `bytes`, continuing from `hash` ([`FNV_OFFSET`] starts a new digest).
+pub fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(hash, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// CPU seconds one call of `run` takes, averaged over repeated calls for at least `min_secs`
+/// (the thread's CPU clock advances in scheduler ticks; 0 runs once).
+pub fn seconds_per_run(min_secs: f64, mut run: impl FnMut()) -> f64 {
+    let start = now();
+    let mut runs = 0u32;
+    loop {
+        run();
+        runs += 1;
+        let spent = now() - start;
+        if spent >= min_secs {
+            return spent / runs as f64;
+        }
+    }
+}
