@@ -332,26 +332,14 @@ impl Plan {
         }
     }
 
-    /// The values the decoder gives back, in storage order: each group's segments expanded
-    /// with the slopes and grid steps as stored, then put back in place by the sort order.
+    /// The values the decoder gives back, in storage order: the placement's decoded values
+    /// (in the decoder's arithmetic), put back in place by the sort order.
     fn reconstruct(&self) -> Vec<f32> {
         let mut out = vec![0.0; self.fits.groups.total];
-        let mut sorted = Vec::new();
-        let mut segments = self.placed.segments.iter();
-        for (range, &q) in self.fits.groups.ranges().zip(&self.placed.steps) {
-            // The segments overwrite every slot of the group: only the length matters (and
-            // setting it without clearing writes no zeros where the last group was).
-            sorted.resize(range.len() + place::BLOCK, 0.0);
-            let (mut expander, mut at) = (Expander::default(), 0);
-            // The segments of a group cover it exactly.
-            while at < range.len() {
-                let Some(s) = segments.next() else { break };
-                let slope = self.table.values[s.slope_id as usize];
-                expander.segment(&mut sorted[at..], s.len, slope, s.intercept, q);
-                at += s.len;
-            }
+        for range in self.fits.groups.ranges() {
             let group = &mut out[range.clone()];
-            for (&position, &value) in self.fits.order[range].iter().zip(&sorted) {
+            let decoded = &self.placed.decoded[range.clone()];
+            for (&position, &value) in self.fits.order[range].iter().zip(decoded) {
                 group[position as usize] = value;
             }
         }
@@ -390,6 +378,8 @@ fn slope_table(fits: &Fits, options: &Options) -> slopes::SlopeTable {
 struct Placed {
     segments: Vec<Segment>,
     steps: Vec<f32>,
+    /// Per group, in sorted order: the values the decoder gives back.
+    decoded: Vec<f32>,
 }
 
 fn place_all(fits: &Fits, table: &slopes::SlopeTable, pm: f64) -> Placed {
@@ -409,9 +399,11 @@ fn place_all(fits: &Fits, table: &slopes::SlopeTable, pm: f64) -> Placed {
         }
         steps.push(q);
     }
+    let (segments, decoded) = placer.finish();
     Placed {
-        segments: placer.segments,
+        segments,
         steps,
+        decoded,
     }
 }
 

@@ -108,6 +108,11 @@ pub struct Placer<'a> {
     prediction: f32,
     /// Segments placed so far, of all groups.
     pub segments: Vec<Segment>,
+    /// The values the decoder gives back for the segments placed so far, group after group in
+    /// sorted order, followed by [`BLOCK`] spare slots (see [`Placer::finish`]).
+    decoded: Vec<f32>,
+    /// Where the current group starts in `decoded`.
+    base: usize,
 }
 
 /// Feasible intercepts of a run for a fixed slope: `[lo, hi]`.
@@ -125,18 +130,29 @@ impl<'a> Placer<'a> {
     /// Starts the next group: `sorted` values with error bound `bound` and grid step `q`. The
     /// segments placed so far are kept.
     pub fn next_group(&mut self, sorted: &'a [f32], bound: f32, q: f32) {
+        // The previous group's spare slots become this group's first values.
+        self.base = self.decoded.len().saturating_sub(BLOCK);
+        self.decoded.truncate(self.base);
+        self.decoded.resize(self.base + sorted.len() + BLOCK, 0.0);
         self.sorted = sorted;
         self.bound = bound as f64;
         self.q = if q.is_finite() && q > 0.0 { q } else { 0.0 };
         self.prediction = 0.0;
     }
 
+    /// The segments placed, and the values the decoder gives back for them: every group's, in
+    /// sorted order, one after the other.
+    pub fn finish(mut self) -> (Vec<Segment>, Vec<f32>) {
+        self.decoded
+            .truncate(self.decoded.len().saturating_sub(BLOCK));
+        (self.segments, self.decoded)
+    }
+
     /// Covers ranks `start..start + len` with segments of slope `slope` (table entry `id`).
     pub fn place(&mut self, start: usize, len: usize, slope: f32, id: u32) {
         let mut at = start;
         while at < start + len {
-            let ys = &self.sorted[at..start + len];
-            let (n, intercept, first) = self.one_segment(ys, slope);
+            let (n, intercept, first) = self.one_segment(at, start + len, slope);
             self.segments.push(Segment {
                 len: n,
                 slope_id: id,
@@ -147,21 +163,38 @@ impl<'a> Placer<'a> {
         }
     }
 
-    /// The longest verified segment at the start of `ys`: (length, intercept, first value).
-    fn one_segment(&self, ys: &[f32], slope: f32) -> (usize, Intercept, f32) {
-        let (mut len, mut window) = self.longest_run(ys, slope);
-        while len > 0 {
-            let intercept = self.choose(window);
-            let first = first_value(intercept, self.prediction, self.q);
-            match self.first_miss(&ys[..len], first, slope) {
-                None => return (len, intercept, first),
-                Some(0) => break,
-                Some(miss) => {
-                    len = miss;
-                    window = self.window(&ys[..len], slope);
-                }
+    /// The longest verified segment starting at rank `at` and ending by rank `end`: (length,
+    /// intercept, first value). Its decoded values are left in `decoded`.
+    fn one_segment(&mut self, at: usize, end: usize, slope: f32) -> (usize, Intercept, f32) {
+        let ys = &self.sorted[at..end];
+        // Most pieces fit whole. When the window of all of `ys` holds a grid point, so does
+        // the window of every prefix (a wider one): the walk of `longest_run` would reach the
+        // end with this same window, and is skipped.
+        let whole = self.window(ys, slope);
+        let mut run = match self.steps(whole) {
+            Some(steps) => Some((ys.len(), whole, Some(steps))),
+            None => {
+                let (len, w) = self.longest_run(ys, slope);
+                (len > 0).then(|| (len, w, self.steps(w)))
             }
+        };
+        while let Some((len, window, steps)) = run {
+            let intercept = self.choose(window, steps);
+            let first = first_value(intercept, self.prediction, self.q);
+            let out = &mut self.decoded[self.base + at..];
+            fill(out, len, first, slope);
+            run = match first_miss(&ys[..len], &out[..len], self.bound) {
+                None => return (len, intercept, first),
+                Some(0) => None,
+                // A prefix of a run is a run: its (wider) window still holds what it held.
+                Some(miss) => {
+                    let w = self.window(&ys[..miss], slope);
+                    Some((miss, w, self.steps(w)))
+                }
+            };
         }
+        // The decoder evaluates a literal like any other first value.
+        fill(&mut self.decoded[self.base + at..], 1, ys[0], slope);
         (1, Intercept::Literal(ys[0]), ys[0])
     }
 
@@ -190,8 +223,30 @@ impl<'a> Placer<'a> {
         (ys.len(), w)
     }
 
+    /// The intercepts that fit every point of `ys` for `slope` (possibly none: `lo > hi`): the
+    /// intersection of every `[r - bound, r + bound]`, `r = y - slope * j`, with the walk's
+    /// operations.
     fn window(&self, ys: &[f32], slope: f32) -> Window {
-        self.longest_run(ys, slope).1
+        let (s, b) = (f64::from(slope), self.bound);
+        let mut w = Window {
+            lo: f64::NEG_INFINITY,
+            hi: f64::INFINITY,
+        };
+        // Pieces are short (a few points at the default bounds): a plain loop serves best.
+        // The comparisons select as `max` and `min` do (a NaN leaves the window unchanged),
+        // each in one instruction; only the sign of a zero end may differ, which no grid
+        // step depends on.
+        for (j, &y) in (0..u32::MAX).zip(ys) {
+            let r = f64::from(y) - s * f64::from(j);
+            let (lo, hi) = (r - b, r + b);
+            if lo > w.lo {
+                w.lo = lo;
+            }
+            if hi < w.hi {
+                w.hi = hi;
+            }
+        }
+        w
     }
 
     /// Grid steps `k_lo..=k_hi` that land in `w`, if the grid is in use.
@@ -240,9 +295,10 @@ impl<'a> Placer<'a> {
         (0.5 * (w.lo + w.hi)) as f32
     }
 
-    /// The grid step nearest the prediction (the cheapest to code), else a literal.
-    fn choose(&self, w: Window) -> Intercept {
-        match self.steps(w) {
+    /// The grid step nearest the prediction (the cheapest to code) among `steps`, the grid
+    /// points in `w` (as [`Self::steps`] gives them), else a literal.
+    fn choose(&self, w: Window, steps: Option<(f64, f64)>) -> Intercept {
+        match steps {
             Some((k_lo, k_hi)) => {
                 let k = 0f64.clamp(k_lo.max(-MAX_STEPS), k_hi.min(MAX_STEPS));
                 Intercept::Steps(k as i64)
@@ -250,16 +306,21 @@ impl<'a> Placer<'a> {
             None => Intercept::Literal(self.literal(w)),
         }
     }
+}
 
-    /// First offset whose decoded value misses the bound.
-    fn first_miss(&self, ys: &[f32], first: f32, slope: f32) -> Option<usize> {
-        // `u32` offsets convert to `f32` in one instruction (see `longest_run`).
-        (0..u32::MAX).zip(ys).position(|(j, &y)| {
-            let err = (y as f64 - (first + slope * j as f32) as f64).abs();
-            // NaN (from an overflowing evaluation) counts as a miss.
-            err.is_nan() || err > self.bound
-        })
+/// First offset where `decoded` misses `ys` by more than `bound`; NaN (from an overflowing
+/// evaluation) counts as a miss.
+fn first_miss(ys: &[f32], decoded: &[f32], bound: f64) -> Option<usize> {
+    let within = |(&y, &d): (&f32, &f32)| (f64::from(y) - f64::from(d)).abs() <= bound;
+    // Misses are rare: one pass without an early exit (which vectorizes) decides.
+    if ys
+        .iter()
+        .zip(decoded)
+        .fold(true, |all, pair| all & within(pair))
+    {
+        return None;
     }
+    ys.iter().zip(decoded).position(|pair| !within(pair))
 }
 
 /// `x.floor()` (for every `x`, NaN and infinities included, up to the sign of a zero) without
@@ -301,9 +362,30 @@ mod tests {
         let mut p = Placer::default();
         p.next_group(&ys, 0.05, 0.05);
         p.place(0, ys.len(), 0.3, 0);
-        assert!(p.segments.len() > 1);
-        let got = decode(&p.segments, &[0.3], 0.05);
+        let (segments, decoded) = p.finish();
+        assert!(segments.len() > 1);
+        let got = decode(&segments, &[0.3], 0.05);
         assert!(ys.iter().zip(&got).all(|(a, b)| (a - b).abs() <= 0.05));
+        assert_eq!(decoded, got);
+    }
+
+    #[test]
+    fn pwl_placement_reports_what_each_group_decodes_to() {
+        let groups: [Vec<f32>; 3] = [
+            (0..37).map(|i| (i as f32 * 0.7).sin()).collect(),
+            vec![2.0],
+            (0..300).map(|i| (i * i) as f32 * 1e-4 - 3.0).collect(),
+        ];
+        let mut p = Placer::default();
+        let mut expect = Vec::new();
+        for ys in &groups {
+            let before = p.segments.len();
+            p.next_group(ys, 0.01, 0.005);
+            p.place(0, ys.len(), 0.02, 0);
+            expect.extend(decode(&p.segments[before..], &[0.02], 0.005));
+        }
+        let (_, decoded) = p.finish();
+        assert_eq!(decoded, expect);
     }
 
     #[test]
@@ -339,7 +421,9 @@ mod tests {
         let mut p = Placer::default();
         p.next_group(&ys, 0.0, 0.0);
         p.place(0, ys.len(), 0.0, 0);
-        assert_eq!(decode(&p.segments, &[0.0], 0.0), ys);
-        assert_eq!(p.segments.len(), 3);
+        let (segments, decoded) = p.finish();
+        assert_eq!(decode(&segments, &[0.0], 0.0), ys);
+        assert_eq!(decoded, ys);
+        assert_eq!(segments.len(), 3);
     }
 }
