@@ -49,9 +49,20 @@ const OFFSETS: [f32; BLOCK] = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0];
 #[inline]
 pub fn fill(out: &mut [f32], len: usize, first: f32, slope: f32) {
     match out.first_chunk_mut::<BLOCK>() {
-        Some(block) if len <= BLOCK => {
-            for (slot, &j) in block.iter_mut().zip(&OFFSETS) {
-                *slot = first + slope * j;
+        Some(block) if len <= BLOCK => fill_block(block, 0.0, first, slope),
+        // Below 2^24 every offset is exact in `f32`, so `base + k` is `j as f32`, and the
+        // blocks compile to vector operations.
+        _ if len < 1 << 24 => {
+            let mut chunks = out[..len].chunks_exact_mut(BLOCK);
+            let mut base = 0.0;
+            for chunk in &mut chunks {
+                if let Ok(block) = <&mut [f32; BLOCK]>::try_from(chunk) {
+                    fill_block(block, base, first, slope);
+                }
+                base += BLOCK as f32;
+            }
+            for (slot, &k) in chunks.into_remainder().iter_mut().zip(&OFFSETS) {
+                *slot = first + slope * (base + k);
             }
         }
         // `j as f32` of a `u32` is a single conversion; of a `usize` it needs a branch.
@@ -60,6 +71,14 @@ pub fn fill(out: &mut [f32], len: usize, first: f32, slope: f32) {
                 *slot = first + slope * j as f32;
             }
         }
+    }
+}
+
+/// Sets `block[k] = first + slope * (base + k)`.
+#[inline(always)]
+fn fill_block(block: &mut [f32; BLOCK], base: f32, first: f32, slope: f32) {
+    for (slot, &k) in block.iter_mut().zip(&OFFSETS) {
+        *slot = first + slope * (base + k);
     }
 }
 
@@ -171,27 +190,28 @@ impl<'a> Placer<'a> {
         // the window of every prefix (a wider one): the walk of `longest_run` would reach the
         // end with this same window, and is skipped.
         let whole = self.window(ys, slope);
-        let mut run = match self.steps(whole) {
-            Some(steps) => Some((ys.len(), whole, Some(steps))),
+        let (mut len, mut window, mut steps) = match self.steps(whole) {
+            Some(steps) => (ys.len(), whole, Some(steps)),
             None => {
                 let (len, w) = self.longest_run(ys, slope);
-                (len > 0).then(|| (len, w, self.steps(w)))
+                (len, w, self.steps(w))
             }
         };
-        while let Some((len, window, steps)) = run {
+        while len > 0 {
             let intercept = self.choose(window, steps);
             let first = first_value(intercept, self.prediction, self.q);
             let out = &mut self.decoded[self.base + at..];
             fill(out, len, first, slope);
-            run = match first_miss(&ys[..len], &out[..len], self.bound) {
+            match first_miss(&ys[..len], &out[..len], self.bound) {
                 None => return (len, intercept, first),
-                Some(0) => None,
+                Some(0) => break,
                 // A prefix of a run is a run: its (wider) window still holds what it held.
                 Some(miss) => {
-                    let w = self.window(&ys[..miss], slope);
-                    Some((miss, w, self.steps(w)))
+                    len = miss;
+                    window = self.window(&ys[..miss], slope);
+                    steps = self.steps(window);
                 }
-            };
+            }
         }
         // The decoder evaluates a literal like any other first value.
         fill(&mut self.decoded[self.base + at..], 1, ys[0], slope);
