@@ -115,6 +115,7 @@ impl Hull {
 
     /// `hi` lowers the greatest feasible slope: find its new support on the lower hull and add
     /// `hi` to the upper hull.
+    #[inline(always)]
     fn lower_max_slope(&mut self, hi: Point) {
         let mut min = dir(self.lower[self.lower_start], hi);
         let mut min_i = self.lower_start;
@@ -141,6 +142,7 @@ impl Hull {
 
     /// `lo` raises the least feasible slope: find its new support on the upper hull and add `lo`
     /// to the lower hull.
+    #[inline(always)]
     fn upper_min_slope(&mut self, lo: Point) {
         let mut max = dir(self.upper[self.upper_start], lo);
         let mut max_i = self.upper_start;
