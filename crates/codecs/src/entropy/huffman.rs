@@ -9,6 +9,8 @@
 //! Codes are written least-significant bit first (bit-reversed canonical codes, as in DEFLATE),
 //! so a decoder peeks `max_len` bits and looks the symbol up in one table.
 
+use std::sync::OnceLock;
+
 use crate::bitio::{BitWriter, ByteReader, PutBytes};
 use crate::CodecError;
 
@@ -22,15 +24,26 @@ pub const MAX_ALPHABET: usize = 1 << 12;
 ///
 /// A symbol of length 0 is absent, except in the degenerate code with exactly one symbol, which
 /// has length 0 and costs no bits.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Code {
     lengths: Vec<u8>,
     /// Bit-reversed canonical code of each symbol (LSB-first).
     codes: Vec<u32>,
     /// Decode table indexed by the next `max_len` bits: `(symbol, length)`; length 0xff = invalid.
-    table: Vec<(u16, u8)>,
+    /// Built by the first [`Code::get`]: readers with tables of their own (the pwl parameter
+    /// streams) never pay for it, which matters for the many small tensors of a model.
+    table: OnceLock<Vec<(u16, u8)>>,
     max_len: u32,
 }
+
+/// Codes are equal when their lengths are: the rest follows from them.
+impl PartialEq for Code {
+    fn eq(&self, other: &Code) -> bool {
+        self.lengths == other.lengths
+    }
+}
+
+impl Eq for Code {}
 
 impl Code {
     /// The optimal prefix code for `counts` whose lengths do not exceed `limit` (1..=15).
@@ -106,11 +119,10 @@ impl Code {
             return Err(CodecError::Corrupt("Huffman code lengths over-subscribed"));
         }
         let codes = canonical_codes(&lengths, max_len);
-        let table = decode_table(&lengths, &codes, max_len);
         Ok(Code {
             lengths,
             codes,
-            table,
+            table: OnceLock::new(),
             max_len,
         })
     }
@@ -125,7 +137,7 @@ impl Code {
         Ok(Code {
             codes: vec![0; lengths.len()],
             lengths,
-            table: vec![(symbol as u16, 0)],
+            table: OnceLock::from(vec![(symbol as u16, 0)]),
             max_len: 0,
         })
     }
@@ -190,6 +202,7 @@ impl Code {
     pub fn get(&self, r: &mut BitSource<'_>) -> Result<usize, CodecError> {
         let (symbol, len) = self
             .table
+            .get_or_init(|| decode_table(&self.lengths, &self.codes, self.max_len))
             .get(r.peek(self.max_len) as usize)
             .copied()
             .filter(|&(_, len)| len != INVALID)

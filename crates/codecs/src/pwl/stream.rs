@@ -178,21 +178,24 @@ impl ValueReader {
             // Every index whose low `len` bits are the codeword starts with this symbol. A whole
             // value fits in 16 bits: it has at most `bits - len <= 14` extra bits (codewords of
             // a code of two or more symbols have a bit or more; a one-symbol code's table has 10).
-            for high in 0..1u64 << (bits - len) {
-                let index = word | high << len;
-                entries[index as usize] = if extra_bits <= bits - len {
-                    Entry {
-                        payload: (base | high & ((1 << extra_bits) - 1)) as u16,
-                        value_bits: (len + extra_bits) as u8,
+            let indices = (0..1u64 << (bits - len)).map(|high| (high, word | high << len));
+            if extra_bits <= bits - len {
+                let value_bits = (len + extra_bits) as u8;
+                let mask = (1 << extra_bits) - 1;
+                for (high, index) in indices {
+                    entries[index as usize] = Entry {
+                        payload: (base | high & mask) as u16,
+                        value_bits,
                         symbol_bits: 0,
-                    }
-                } else {
-                    Entry {
-                        payload: symbol as u16,
-                        value_bits: Entry::NOT_A_VALUE,
-                        symbol_bits: len as u8,
-                    }
+                    };
+                }
+            } else {
+                let entry = Entry {
+                    payload: symbol as u16,
+                    value_bits: Entry::NOT_A_VALUE,
+                    symbol_bits: len as u8,
                 };
+                indices.for_each(|(_, index)| entries[index as usize] = entry);
             }
         }
         ValueReader { entries, bits }
