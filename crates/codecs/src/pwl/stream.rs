@@ -6,7 +6,7 @@
 //! the remaining low bits.
 
 use crate::bitio::WordWriter;
-use crate::entropy::huffman::{BitSource, Code};
+use crate::entropy::huffman::{BitSource, Code, MAX_PEEK};
 use crate::CodecError;
 
 /// Values below this are symbols of their own.
@@ -210,6 +210,20 @@ impl ValueReader {
             r.skip(entry.value_bits.into());
             return Ok(entry.payload.into());
         }
+        // A symbol whose extra bits did not fit in the table (large values, such as the ids
+        // of rare slopes): symbol and extra bits are read together when the buffer holds them.
+        if entry.value_bits == Entry::NOT_A_VALUE {
+            if let Some(&(base, extra_bits)) = SYMBOLS.get(usize::from(entry.payload)) {
+                let bits = u32::from(entry.symbol_bits) + extra_bits;
+                if bits <= MAX_PEEK {
+                    let word = r.peek(bits);
+                    if bits <= r.available() {
+                        r.skip(bits);
+                        return Ok(base | word >> entry.symbol_bits);
+                    }
+                }
+            }
+        }
         Self::get_rest(entry, r)
     }
 
@@ -252,7 +266,12 @@ mod tests {
 
     proptest! {
         #[test]
-        fn pwl_buckets_round_trip(values in proptest::collection::vec(0u64..=MAX_VALUE, 1..100)) {
+        fn pwl_buckets_round_trip(values in proptest::collection::vec(
+            // Small values (whole in the table), medium ones (symbol and extra bits read
+            // together) and any up to the largest (extra bits read on their own).
+            prop_oneof![0u64..16, 16u64..1 << 24, 0u64..=MAX_VALUE],
+            1..100,
+        )) {
             let code = Code::from_counts(&counts(values.iter().copied()), CODE_LIMIT).unwrap();
             // A table that covers part of the values: both ways of writing are exercised.
             let writer = ValueWriter::new(&code, values.iter().max().unwrap() / 2);
