@@ -254,8 +254,8 @@ impl<'a> Placer<'a> {
         };
         // Pieces are short (a few points at the default bounds): a plain loop serves best.
         // The comparisons select as `max` and `min` do (a NaN leaves the window unchanged),
-        // each in one instruction; only the sign of a zero end may differ, which no grid
-        // step depends on.
+        // each in one instruction; only the sign of a zero end may differ, which changes no
+        // grid step (and a literal only between -0 and +0, both exact for a zero bound).
         for (j, &y) in (0..u32::MAX).zip(ys) {
             let r = f64::from(y) - s * f64::from(j);
             let (lo, hi) = (r - b, r + b);
