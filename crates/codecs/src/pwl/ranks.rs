@@ -55,25 +55,49 @@ impl<'a> PackedReader<'a> {
             .and_then(|bits| bits.checked_add(self.bit))
             .filter(|&end| end <= self.bytes.len().saturating_mul(8))
             .ok_or(CodecError::Corrupt("rank stream ends early"))?;
-        let mask = (1u64 << width) - 1;
         let start = out.len();
         out.resize(start + n, 0.0);
-        let mut bit = self.bit;
+        let slots = &mut out[start..];
         // A word loaded at the byte of its first bit holds at least 57 bits from that bit on:
-        // that many whole ranks come out of one load.
-        let ranks_per_word = (57 / width.max(1)) as usize;
-        for slots in out[start..].chunks_mut(ranks_per_word) {
+        // `57 / width` whole ranks come out of one load. A fixed number per load (a power of
+        // two that fits) makes the inner loop one unrolled block, without an exit to predict.
+        match width {
+            0..=7 => self.gather_words::<8>(sorted, slots, width)?,
+            8..=14 => self.gather_words::<4>(sorted, slots, width)?,
+            15..=28 => self.gather_words::<2>(sorted, slots, width)?,
+            _ => self.gather_words::<1>(sorted, slots, width)?,
+        }
+        self.bit = end;
+        Ok(())
+    }
+
+    /// Fills `slots` with `sorted[rank]` for the next `slots.len()` ranks of `width` bits,
+    /// unpacking `K` ranks per load (`K * width <= 57`); the bounds were checked by the caller.
+    #[inline(always)]
+    fn gather_words<const K: usize>(
+        &self,
+        sorted: &[f32],
+        slots: &mut [f32],
+        width: u32,
+    ) -> Result<(), CodecError> {
+        let mask = (1u64 << width) - 1;
+        let mut bit = self.bit;
+        let gather = |slots: &mut [f32], bit: usize| -> Result<(), CodecError> {
             let mut word = self.word(bit / 8) >> (bit % 8);
-            for slot in slots.iter_mut() {
+            for slot in slots {
                 *slot = *sorted
                     .get((word & mask) as usize)
                     .ok_or(CodecError::Corrupt("rank out of range"))?;
                 word >>= width;
             }
-            bit += slots.len() * width as usize;
+            Ok(())
+        };
+        let mut blocks = slots.chunks_exact_mut(K);
+        for block in &mut blocks {
+            gather(block, bit)?;
+            bit += K * width as usize;
         }
-        self.bit = end;
-        Ok(())
+        gather(blocks.into_remainder(), bit)
     }
 
     /// Eight bytes from `byte` on (zero past the end), little-endian.
@@ -271,6 +295,27 @@ mod tests {
                 let expect: Vec<f32> = perm.iter().map(|&r| r as f32).collect();
                 prop_assert_eq!(out, expect);
             }
+        }
+    }
+
+    #[test]
+    fn pwl_packed_ranks_of_large_groups_round_trip() {
+        // Ranks of 15 to 17 bits, unpacked two per load (smaller groups take the property
+        // test above); `(7 i + 3) mod n` is a permutation for `n` prime to 7.
+        for n in [16_385u32, 40_000, 70_001] {
+            let perm: Vec<u32> = (0..n)
+                .map(|i| ((7 * u64::from(i) + 3) % u64::from(n)) as u32)
+                .collect();
+            let mut w = WordWriter::default();
+            put_packed(&mut w, &perm);
+            let bytes = w.finish();
+            let sorted: Vec<f32> = (0..n).map(|i| i as f32).collect();
+            let mut out = Vec::new();
+            PackedReader::new(&bytes).gather(&sorted, &mut out).unwrap();
+            assert!(
+                perm.iter().zip(&out).all(|(&r, &v)| v == r as f32),
+                "n = {n}"
+            );
         }
     }
 }
