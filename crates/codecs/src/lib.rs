@@ -348,8 +348,9 @@ impl Check<'_> {
         v
     }
 
-    /// [`Self::run`] on `f32` elements (exact in `f64`), read as slices row by row: the same
-    /// checks in the same order, without an index check per element.
+    /// [`Self::run`] on `f32` elements (exact in `f64`), read as slices row by row without an
+    /// index check per element; a row without a miss is checked in lanes ([`errors_within`]),
+    /// which sums its squared errors in another order.
     fn run_f32(&self, original: &[f32], decoded: &[f32]) -> Verified {
         let mut v = Verified::default();
         let rows = original.chunks(self.cols).zip(decoded.chunks(self.cols));
