@@ -137,17 +137,28 @@ pub fn to_f32(dtype: DType, data: &[u8]) -> Result<Vec<f32>, CodecError> {
 pub fn from_f32(dtype: DType, values: &[f32]) -> Result<Vec<u8>, CodecError> {
     match dtype {
         DType::F32 => Ok(bytes_of_each(values, f32::to_le_bytes)),
-        DType::F16 => Ok(bytes_of_each(values, |v| {
-            half::f16::from_f32(v).to_le_bytes()
-        })),
-        DType::BF16 => Ok(bytes_of_each(values, |v| {
-            half::bf16::from_f32(v).to_le_bytes()
-        })),
-        DType::F64 => Ok(bytes_of_each(values, |v| (v as f64).to_le_bytes())),
+        DType::F16 => Ok(bytes_of_each(values, f16_bytes)),
+        DType::BF16 => Ok(bytes_of_each(values, bf16_bytes)),
+        DType::F64 => Ok(bytes_of_each(values, f64_bytes)),
         _ => Err(CodecError::Unsupported(
             "lossy coding of a non-float tensor",
         )),
     }
+}
+
+/// `v` rounded to the nearest `f16`, as little-endian bytes.
+pub fn f16_bytes(v: f32) -> [u8; 2] {
+    half::f16::from_f32(v).to_le_bytes()
+}
+
+/// `v` rounded to the nearest `bf16`, as little-endian bytes.
+pub fn bf16_bytes(v: f32) -> [u8; 2] {
+    half::bf16::from_f32(v).to_le_bytes()
+}
+
+/// `v` as a little-endian `f64` (exact).
+pub fn f64_bytes(v: f32) -> [u8; 8] {
+    f64::from(v).to_le_bytes()
 }
 
 /// The `N` bytes `to_bytes` gives for each value, concatenated. Written into a buffer of the

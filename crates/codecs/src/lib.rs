@@ -435,6 +435,24 @@ fn decode_core(
     Ok(values)
 }
 
+/// Decodes a pwl core payload straight into little-endian bytes of `dtype`
+/// ([`pwl::decode_as`]): converting afterwards would take a second pass over the output and a
+/// second buffer as large.
+fn decode_pwl_bytes(
+    dtype: DType,
+    core: &[u8],
+    rows: usize,
+    cols: usize,
+) -> Result<Vec<u8>, CodecError> {
+    Ok(match dtype {
+        DType::F32 => pwl::decode_as(core, rows, cols, f32::to_le_bytes)?.into_flattened(),
+        DType::F16 => pwl::decode_as(core, rows, cols, dtype::f16_bytes)?.into_flattened(),
+        DType::BF16 => pwl::decode_as(core, rows, cols, dtype::bf16_bytes)?.into_flattened(),
+        DType::F64 => pwl::decode_as(core, rows, cols, dtype::f64_bytes)?.into_flattened(),
+        _ => return Err(CodecError::Corrupt("lossy codec on a non-float tensor")),
+    })
+}
+
 fn decode_lossy(
     codec: CodecId,
     dtype: DType,
@@ -448,9 +466,16 @@ fn decode_lossy(
     let rows = rows_of(shape).max(1);
     let mut r = ByteReader::new(payload);
     let core = r.block()?;
-    let values = decode_core(codec, core, rows, n / rows)?;
-    let mut out = dtype::from_f32(dtype, &values)?;
     let size = dtype.size();
+    let mut out = match codec {
+        CodecId::Pwl => decode_pwl_bytes(dtype, core, rows, n / rows)?,
+        _ => dtype::from_f32(dtype, &decode_core(codec, core, rows, n / rows)?)?,
+    };
+    if out.len() != n * size {
+        return Err(CodecError::Corrupt(
+            "lossy codec decoded the wrong number of values",
+        ));
+    }
     let count = r.varint_max(n as u64)?;
     let mut index = 0usize;
     for _ in 0..count {
@@ -508,6 +533,29 @@ mod tests {
             }
         }
         assert!(enc.max_abs_error <= 0.01);
+    }
+
+    #[test]
+    fn pwl_decodes_straight_to_the_bytes_of_every_float_dtype() {
+        let values: Vec<f32> = (0..6 * 70)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 1e-3)
+            .collect();
+        for rank_coding in [pwl::RankCoding::Packed, pwl::RankCoding::Permutation] {
+            let options = pwl::Options {
+                rank_coding,
+                ..pwl::Options::default()
+            };
+            let core = pwl::encode(&values, 6, &[2e-3; 6], &options);
+            let decoded = pwl::decode(&core, 6, 70).unwrap();
+            for dtype in [DType::F32, DType::F16, DType::BF16, DType::F64] {
+                assert_eq!(
+                    decode_pwl_bytes(dtype, &core, 6, 70).unwrap(),
+                    dtype::from_f32(dtype, &decoded).unwrap(),
+                    "{dtype}, {rank_coding:?}"
+                );
+            }
+            assert!(decode_pwl_bytes(DType::I32, &core, 6, 70).is_err());
+        }
     }
 
     #[test]

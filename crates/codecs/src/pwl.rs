@@ -677,6 +677,18 @@ impl<'a> SegmentReader<'a> {
 
 /// Decodes `rows * cols` values written by [`encode`].
 pub fn decode(payload: &[u8], rows: usize, cols: usize) -> Result<Vec<f32>, CodecError> {
+    decode_as(payload, rows, cols, |v| v)
+}
+
+/// [`decode`], giving each value as `convert(value)`. The rank gather converts the values as it
+/// writes them, so a caller that wants the tensor's bytes (`convert` returns them) gets them
+/// in the gather's one pass over the output instead of a second pass.
+pub fn decode_as<T: Copy + Default>(
+    payload: &[u8],
+    rows: usize,
+    cols: usize,
+    convert: impl Fn(f32) -> T + Copy,
+) -> Result<Vec<T>, CodecError> {
     let total = rows
         .checked_mul(cols)
         .ok_or(CodecError::TooLarge(u64::MAX))?;
@@ -698,9 +710,9 @@ pub fn decode(payload: &[u8], rows: usize, cols: usize) -> Result<Vec<f32>, Code
     for (range, &q) in header.groups.ranges().zip(&header.steps) {
         segments.group(range.len(), q, &mut sorted)?;
         if header.flags & FLAG_PERMUTATION != 0 {
-            ranks::gather_permutation(&mut lehmer, &sorted, &mut out)?;
+            ranks::gather_permutation(&mut lehmer, &sorted, &mut out, convert)?;
         } else {
-            packed.gather(&sorted, &mut out)?;
+            packed.gather(&sorted, &mut out, convert)?;
         }
     }
     Ok(out)

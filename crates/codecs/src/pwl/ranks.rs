@@ -46,8 +46,13 @@ impl<'a> PackedReader<'a> {
         PackedReader { bytes, bit: 0 }
     }
 
-    /// Reads `sorted.len()` packed ranks and appends `sorted[rank]` for each to `out`.
-    pub fn gather(&mut self, sorted: &[f32], out: &mut Vec<f32>) -> Result<(), CodecError> {
+    /// Reads `sorted.len()` packed ranks and appends `convert(sorted[rank])` for each to `out`.
+    pub fn gather<T: Copy + Default>(
+        &mut self,
+        sorted: &[f32],
+        out: &mut Vec<T>,
+        convert: impl Fn(f32) -> T + Copy,
+    ) -> Result<(), CodecError> {
         let n = sorted.len();
         let width = bits_for(n.saturating_sub(1) as u64);
         let end = (width as usize)
@@ -56,16 +61,16 @@ impl<'a> PackedReader<'a> {
             .filter(|&end| end <= self.bytes.len().saturating_mul(8))
             .ok_or(CodecError::Corrupt("rank stream ends early"))?;
         let start = out.len();
-        out.resize(start + n, 0.0);
+        out.resize(start + n, T::default());
         let slots = &mut out[start..];
         // A word loaded at the byte of its first bit holds at least 57 bits from that bit on:
         // `57 / width` whole ranks come out of one load. A fixed number per load (a power of
         // two that fits) makes the inner loop one unrolled block, without an exit to predict.
         match width {
-            0..=7 => self.gather_words::<8>(sorted, slots, width)?,
-            8..=14 => self.gather_words::<4>(sorted, slots, width)?,
-            15..=28 => self.gather_words::<2>(sorted, slots, width)?,
-            _ => self.gather_words::<1>(sorted, slots, width)?,
+            0..=7 => self.gather_words::<8, _>(sorted, slots, width, convert)?,
+            8..=14 => self.gather_words::<4, _>(sorted, slots, width, convert)?,
+            15..=28 => self.gather_words::<2, _>(sorted, slots, width, convert)?,
+            _ => self.gather_words::<1, _>(sorted, slots, width, convert)?,
         }
         self.bit = end;
         Ok(())
@@ -74,20 +79,23 @@ impl<'a> PackedReader<'a> {
     /// Fills `slots` with `sorted[rank]` for the next `slots.len()` ranks of `width` bits,
     /// unpacking `K` ranks per load (`K * width <= 57`); the bounds were checked by the caller.
     #[inline(always)]
-    fn gather_words<const K: usize>(
+    fn gather_words<const K: usize, T: Copy>(
         &self,
         sorted: &[f32],
-        slots: &mut [f32],
+        slots: &mut [T],
         width: u32,
+        convert: impl Fn(f32) -> T,
     ) -> Result<(), CodecError> {
         let mask = (1u64 << width) - 1;
         let mut bit = self.bit;
-        let gather = |slots: &mut [f32], bit: usize| -> Result<(), CodecError> {
+        let gather = |slots: &mut [T], bit: usize| -> Result<(), CodecError> {
             let mut word = self.word(bit / 8) >> (bit % 8);
             for slot in slots {
-                *slot = *sorted
-                    .get((word & mask) as usize)
-                    .ok_or(CodecError::Corrupt("rank out of range"))?;
+                *slot = convert(
+                    *sorted
+                        .get((word & mask) as usize)
+                        .ok_or(CodecError::Corrupt("rank out of range"))?,
+                );
                 word >>= width;
             }
             Ok(())
@@ -227,11 +235,13 @@ fn bits_for128(max: u128) -> u32 {
     128 - max.leading_zeros()
 }
 
-/// Reads a permutation of `sorted.len()` ranks and gathers `out[c] = sorted[rank[c]]`.
-pub fn gather_permutation(
+/// Reads a permutation of `sorted.len()` ranks and appends `convert(sorted[rank[c]])` for each
+/// position `c` to `out`.
+pub fn gather_permutation<T>(
     r: &mut BitReader<'_>,
     sorted: &[f32],
-    out: &mut Vec<f32>,
+    out: &mut Vec<T>,
+    convert: impl Fn(f32) -> T,
 ) -> Result<(), CodecError> {
     let n = sorted.len();
     let mut digits = vec![0usize; n];
@@ -250,7 +260,7 @@ pub fn gather_permutation(
     for &d in &digits {
         let rank = unused.nth(d);
         unused.remove(rank);
-        out.push(sorted[rank]);
+        out.push(convert(sorted[rank]));
     }
     Ok(())
 }
@@ -273,7 +283,7 @@ mod tests {
                     put_permutation(&mut w, &perm);
                     let bits = w.bit_len();
                     let bytes = w.finish();
-                    gather_permutation(&mut BitReader::new(&bytes), &sorted, &mut out).unwrap();
+                    gather_permutation(&mut BitReader::new(&bytes), &sorted, &mut out, |v| v).unwrap();
                     let ideal: f64 = (1..=perm.len()).map(|k| (k as f64).log2()).sum();
                     prop_assert!((bits as f64) <= ideal * 1.01 + 8.0, "{} bits vs log2(n!) {}", bits, ideal);
                 } else {
@@ -287,9 +297,9 @@ mod tests {
                     perm.iter().chain(&perm).for_each(|&r| w.write(r as u64, width));
                     prop_assert_eq!(&bytes, &w.finish());
                     let mut r = PackedReader::new(&bytes);
-                    r.gather(&sorted, &mut out).unwrap();
+                    r.gather(&sorted, &mut out, |v| v).unwrap();
                     let mut again = Vec::new();
-                    r.gather(&sorted, &mut again).unwrap();
+                    r.gather(&sorted, &mut again, |v| v).unwrap();
                     prop_assert_eq!(&out, &again);
                 }
                 let expect: Vec<f32> = perm.iter().map(|&r| r as f32).collect();
@@ -311,7 +321,9 @@ mod tests {
             let bytes = w.finish();
             let sorted: Vec<f32> = (0..n).map(|i| i as f32).collect();
             let mut out = Vec::new();
-            PackedReader::new(&bytes).gather(&sorted, &mut out).unwrap();
+            PackedReader::new(&bytes)
+                .gather(&sorted, &mut out, |v| v)
+                .unwrap();
             assert!(
                 perm.iter().zip(&out).all(|(&r, &v)| v == r as f32),
                 "n = {n}"
