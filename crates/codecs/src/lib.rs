@@ -435,22 +435,39 @@ fn decode_core(
     Ok(values)
 }
 
-/// Decodes a pwl core payload straight into little-endian bytes of `dtype`
-/// ([`pwl::decode_as`]): converting afterwards would take a second pass over the output and a
-/// second buffer as large.
-fn decode_pwl_bytes(
+/// Decodes a lossy codec's core payload straight into little-endian bytes of `dtype`: the
+/// decoders convert each value as they write it ([`pwl::decode_as`], [`quant::decode_as`]), where
+/// converting afterwards would take a second pass over the output and a second buffer as large.
+fn decode_core_bytes(
+    codec: CodecId,
     dtype: DType,
     core: &[u8],
     rows: usize,
     cols: usize,
 ) -> Result<Vec<u8>, CodecError> {
-    Ok(match dtype {
-        DType::F32 => pwl::decode_as(core, rows, cols, f32::to_le_bytes)?.into_flattened(),
-        DType::F16 => pwl::decode_as(core, rows, cols, dtype::f16_bytes)?.into_flattened(),
-        DType::BF16 => pwl::decode_as(core, rows, cols, dtype::bf16_bytes)?.into_flattened(),
-        DType::F64 => pwl::decode_as(core, rows, cols, dtype::f64_bytes)?.into_flattened(),
-        _ => return Err(CodecError::Corrupt("lossy codec on a non-float tensor")),
-    })
+    match dtype {
+        DType::F32 => decode_core_as(codec, core, rows, cols, f32::to_le_bytes),
+        DType::F16 => decode_core_as(codec, core, rows, cols, dtype::f16_bytes),
+        DType::BF16 => decode_core_as(codec, core, rows, cols, dtype::bf16_bytes),
+        DType::F64 => decode_core_as(codec, core, rows, cols, dtype::f64_bytes),
+        _ => Err(CodecError::Corrupt("lossy codec on a non-float tensor")),
+    }
+}
+
+/// [`decode_core_bytes`] for one width of element.
+fn decode_core_as<const N: usize>(
+    codec: CodecId,
+    core: &[u8],
+    rows: usize,
+    cols: usize,
+    convert: impl Fn(f32) -> [u8; N] + Copy,
+) -> Result<Vec<u8>, CodecError> {
+    let elements = match codec {
+        CodecId::Quant => quant::decode_as(core, rows, cols, convert)?,
+        CodecId::Pwl => pwl::decode_as(core, rows, cols, convert)?,
+        _ => return Err(CodecError::Unsupported("not a lossy codec")),
+    };
+    Ok(elements.into_flattened())
 }
 
 fn decode_lossy(
@@ -467,10 +484,7 @@ fn decode_lossy(
     let mut r = ByteReader::new(payload);
     let core = r.block()?;
     let size = dtype.size();
-    let mut out = match codec {
-        CodecId::Pwl => decode_pwl_bytes(dtype, core, rows, n / rows)?,
-        _ => dtype::from_f32(dtype, &decode_core(codec, core, rows, n / rows)?)?,
-    };
+    let mut out = decode_core_bytes(codec, dtype, core, rows, n / rows)?;
     if out.len() != n * size {
         return Err(CodecError::Corrupt(
             "lossy codec decoded the wrong number of values",
@@ -536,25 +550,35 @@ mod tests {
     }
 
     #[test]
-    fn pwl_decodes_straight_to_the_bytes_of_every_float_dtype() {
-        let values: Vec<f32> = (0..6 * 70)
+    fn lossy_codecs_decode_straight_to_the_bytes_of_every_float_dtype() {
+        // Quant with verbatim values (1e30 needs more index bits than a token holds).
+        let mut values: Vec<f32> = (0..6 * 70)
             .map(|i| ((i * 37 % 101) as f32 - 50.0) * 1e-3)
             .collect();
-        for rank_coding in [pwl::RankCoding::Packed, pwl::RankCoding::Permutation] {
+        values[75] = 1e30;
+        let pwl_core = |rank_coding| {
             let options = pwl::Options {
                 rank_coding,
                 ..pwl::Options::default()
             };
-            let core = pwl::encode(&values, 6, &[2e-3; 6], &options);
-            let decoded = pwl::decode(&core, 6, 70).unwrap();
+            pwl::encode(&values, 6, &[2e-3; 6], &options)
+        };
+        let quant_core = quant::encode(&values, 6, &[2e-3; 6], &quant::Options::default());
+        let cores = [
+            (CodecId::Pwl, pwl_core(pwl::RankCoding::Packed)),
+            (CodecId::Pwl, pwl_core(pwl::RankCoding::Permutation)),
+            (CodecId::Quant, quant_core),
+        ];
+        for (codec, core) in cores {
+            let decoded = decode_core(codec, &core, 6, 70).unwrap();
             for dtype in [DType::F32, DType::F16, DType::BF16, DType::F64] {
                 assert_eq!(
-                    decode_pwl_bytes(dtype, &core, 6, 70).unwrap(),
+                    decode_core_bytes(codec, dtype, &core, 6, 70).unwrap(),
                     dtype::from_f32(dtype, &decoded).unwrap(),
-                    "{dtype}, {rank_coding:?}"
+                    "{codec:?}, {dtype}"
                 );
             }
-            assert!(decode_pwl_bytes(DType::I32, &core, 6, 70).is_err());
+            assert!(decode_core_bytes(codec, DType::I32, &core, 6, 70).is_err());
         }
     }
 

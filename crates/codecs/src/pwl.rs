@@ -683,7 +683,7 @@ pub fn decode(payload: &[u8], rows: usize, cols: usize) -> Result<Vec<f32>, Code
 /// [`decode`], giving each value as `convert(value)`. The rank gather converts the values as it
 /// writes them, so a caller that wants the tensor's bytes (`convert` returns them) gets them
 /// in the gather's one pass over the output instead of a second pass.
-pub fn decode_as<T: Copy + Default>(
+pub fn decode_as<T: Copy>(
     payload: &[u8],
     rows: usize,
     cols: usize,

@@ -78,6 +78,17 @@ pub fn encode(values: &[f32], rows: usize, bounds: &[f32], options: &Options) ->
 
 /// Decodes `rows * cols` values written by [`encode`].
 pub fn decode(payload: &[u8], rows: usize, cols: usize) -> Result<Vec<f32>, CodecError> {
+    decode_as(payload, rows, cols, |v| v)
+}
+
+/// [`decode`], giving each value as `convert(value)` as it is written, so that a caller that
+/// wants the tensor's bytes (`convert` returns them) needs no second pass over the output.
+pub fn decode_as<T: Copy>(
+    payload: &[u8],
+    rows: usize,
+    cols: usize,
+    convert: impl Fn(f32) -> T + Copy,
+) -> Result<Vec<T>, CodecError> {
     let rows = rows.max(1);
     let n = rows
         .checked_mul(cols)
@@ -104,7 +115,7 @@ pub fn decode(payload: &[u8], rows: usize, cols: usize) -> Result<Vec<f32>, Code
         bits,
     };
     // Rows without values code nothing, not even their class.
-    decoder.run(&mut out, if cols == 0 { 0 } else { rows }, cols);
+    decoder.run(&mut out, if cols == 0 { 0 } else { rows }, cols, convert);
     decoder.symbols.finish()?;
     decoder.bits.finish()?;
     Ok(out)
@@ -124,18 +135,24 @@ struct RowDecoder<'a> {
 }
 
 impl RowDecoder<'_> {
-    /// Appends `rows` rows of `cols` values to `out`.
-    fn run(&mut self, out: &mut Vec<f32>, rows: usize, cols: usize) {
+    /// Appends `rows` rows of `cols` values to `out`, each as `convert(value)`.
+    fn run<T: Copy>(
+        &mut self,
+        out: &mut Vec<T>,
+        rows: usize,
+        cols: usize,
+        convert: impl Fn(f32) -> T + Copy,
+    ) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("bmi2")
             && std::arch::is_x86_feature_detected!("avx2")
         {
             // SAFETY: `run_avx2` needs nothing but BMI2 and AVX2, which this CPU has (checked
             // above).
-            unsafe { self.run_avx2(out, rows, cols) };
+            unsafe { self.run_avx2(out, rows, cols, convert) };
             return;
         }
-        self.rows(out, rows, cols, read_indices);
+        self.rows(out, rows, cols, read_indices, convert);
     }
 
     /// [`RowDecoder::rows`] compiled for BMI2 and AVX2, with the raw bits read eight values at
@@ -144,10 +161,20 @@ impl RowDecoder<'_> {
     /// one instruction each, which the one-at-a-time raw-bit reads use.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "bmi2,avx2")]
-    fn run_avx2(&mut self, out: &mut Vec<f32>, rows: usize, cols: usize) {
-        self.rows(out, rows, cols, |tokens, bits, lsb, z| {
-            avx2::read_indices(tokens, bits, lsb, z)
-        });
+    fn run_avx2<T: Copy>(
+        &mut self,
+        out: &mut Vec<T>,
+        rows: usize,
+        cols: usize,
+        convert: impl Fn(f32) -> T + Copy,
+    ) {
+        self.rows(
+            out,
+            rows,
+            cols,
+            |tokens, bits, lsb, z| avx2::read_indices(tokens, bits, lsb, z),
+            convert,
+        );
     }
 
     /// The row loop: per row its class, then its tokens a run at a time: the run's tokens are
@@ -155,12 +182,13 @@ impl RowDecoder<'_> {
     /// [`read_indices`] does), and those are scaled straight into `out` (which is never filled
     /// with zeros first), so that every loop stays short and in registers.
     #[inline(always)]
-    fn rows(
+    fn rows<T: Copy>(
         &mut self,
-        out: &mut Vec<f32>,
+        out: &mut Vec<T>,
         rows: usize,
         cols: usize,
         read: impl Fn(&[u32], &mut Window<'_>, u32, &mut [u32]),
+        convert: impl Fn(f32) -> T + Copy,
     ) {
         let (mut tokens, mut z) = ([0u32; RUN], [0u32; RUN]);
         for row in 0..rows {
@@ -178,8 +206,8 @@ impl RowDecoder<'_> {
                 self.symbols.get_many(table, tokens);
                 self.bits.window(|bits| read(tokens, bits, self.lsb, z));
                 let start = out.len();
-                out.extend(z.iter().map(|&z| token::unzigzag(z) as f32 * step));
-                place_verbatim(tokens, z, self.lsb, &mut out[start..]);
+                out.extend(z.iter().map(|&z| convert(token::unzigzag(z) as f32 * step)));
+                place_verbatim(tokens, z, self.lsb, &mut out[start..], convert);
                 left -= run;
             }
         }
@@ -225,7 +253,13 @@ fn index_of_token(token: u32, bits: &mut Window<'_>, lsb: u32) -> u32 {
 /// Puts the verbatim values (rare) among `out` in place: `out` holds `z` scaled as indices,
 /// which is wrong for them.
 #[inline(always)]
-fn place_verbatim(tokens: &[u32], z: &[u32], lsb: u32, out: &mut [f32]) {
+fn place_verbatim<T>(
+    tokens: &[u32],
+    z: &[u32],
+    lsb: u32,
+    out: &mut [T],
+    convert: impl Fn(f32) -> T,
+) {
     // The top bit of a token is set only for VERBATIM_BITS (the other counts are below 32).
     if tokens.iter().fold(0, |any, &t| any | t) >> 31 == 0 {
         return;
@@ -236,7 +270,7 @@ fn place_verbatim(tokens: &[u32], z: &[u32], lsb: u32, out: &mut [f32]) {
         .zip(tokens)
         .filter(|(_, &t)| t >> BASE_BITS == VERBATIM_BITS)
     {
-        *slot = f32::from_bits(z.rotate_right(lsb));
+        *slot = convert(f32::from_bits(z.rotate_right(lsb)));
     }
 }
 

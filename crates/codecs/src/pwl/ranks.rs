@@ -47,7 +47,7 @@ impl<'a> PackedReader<'a> {
     }
 
     /// Reads `sorted.len()` packed ranks and appends `convert(sorted[rank])` for each to `out`.
-    pub fn gather<T: Copy + Default>(
+    pub fn gather<T: Copy>(
         &mut self,
         sorted: &[f32],
         out: &mut Vec<T>,
@@ -61,7 +61,7 @@ impl<'a> PackedReader<'a> {
             .filter(|&end| end <= self.bytes.len().saturating_mul(8))
             .ok_or(CodecError::Corrupt("rank stream ends early"))?;
         let start = out.len();
-        out.resize(start + n, T::default());
+        out.resize(start + n, convert(0.0));
         let slots = &mut out[start..];
         // A word loaded at the byte of its first bit holds at least 57 bits from that bit on:
         // `57 / width` whole ranks come out of one load. A fixed number per load (a power of
