@@ -407,37 +407,37 @@ fn place_all(fits: &Fits, table: &slopes::SlopeTable, pm: f64) -> Placed {
     }
 }
 
-/// The three parameter values of a segment: (length - 1, slope symbol, intercept symbol).
-fn parameters(segments: &[Segment], shared: bool) -> Vec<[u64; 3]> {
+/// The three parameter values of each segment: (length - 1, slope symbol, intercept symbol).
+/// They are computed each time they are needed rather than kept: a tensor's would take 24
+/// bytes per segment.
+fn parameters(segments: &[Segment], shared: bool) -> impl Iterator<Item = [u64; 3]> + Clone + '_ {
     let mut previous = None;
-    segments
-        .iter()
-        .map(|s| {
-            let slope = if previous == Some(s.slope_id) {
-                0
-            } else if shared {
-                1 + s.slope_id as u64
-            } else {
-                1
-            };
-            previous = Some(s.slope_id);
-            let intercept = match s.intercept {
-                Intercept::Literal(_) => 0,
-                Intercept::Steps(k) => 1 + stream::zigzag(k),
-            };
-            [s.len as u64 - 1, slope, intercept]
-        })
-        .collect()
+    segments.iter().map(move |s| {
+        let slope = if previous == Some(s.slope_id) {
+            0
+        } else if shared {
+            1 + u64::from(s.slope_id)
+        } else {
+            1
+        };
+        previous = Some(s.slope_id);
+        let intercept = match s.intercept {
+            Intercept::Literal(_) => 0,
+            Intercept::Steps(k) => 1 + stream::zigzag(k),
+        };
+        [u64::from(s.len) - 1, slope, intercept]
+    })
 }
 
-fn build_codes(params: &[[u64; 3]], huffman: bool) -> Vec<Code> {
-    (0..3)
-        .map(|kind| {
-            let counts = stream::counts(params.iter().map(|p| p[kind]));
+/// The code of each parameter kind, from its symbol counts.
+fn build_codes(counts: &[Vec<u64>; 3], huffman: bool) -> Vec<Code> {
+    counts
+        .iter()
+        .map(|counts| {
             let code = if huffman {
-                Code::from_counts(&counts, stream::CODE_LIMIT)
+                Code::from_counts(counts, stream::CODE_LIMIT)
             } else {
-                Code::fixed(&counts)
+                Code::fixed(counts)
             };
             // Non-empty counts over the fixed alphabet always make a valid code.
             code.unwrap_or_else(|e| unreachable!("parameter code: {e}"))
@@ -464,16 +464,14 @@ fn write_payload(plan: &Plan, options: &Options, stats: &mut Stats) -> Vec<u8> {
     let all = &placed.segments;
     let params = parameters(all, flags & FLAG_SHARED != 0);
     let mut w = WordWriter::default();
-    if !params.is_empty() {
-        let codes = build_codes(&params, options.huffman);
+    if !all.is_empty() {
+        let (counts, max) = stream::tally(params.clone());
+        let codes = build_codes(&counts, options.huffman);
         codes.iter().for_each(|c| c.write(&mut out));
         let writers: Vec<_> = (0..3)
-            .map(|k| {
-                let max = params.iter().map(|p| p[k]).max().unwrap_or(0);
-                stream::ValueWriter::new(&codes[k], max)
-            })
+            .map(|k| stream::ValueWriter::new(&codes[k], max[k]))
             .collect();
-        for (p, s) in params.iter().zip(all) {
+        for (p, s) in params.zip(all) {
             (0..3).for_each(|k| writers[k].put(&mut w, p[k]));
             if let Intercept::Literal(v) = s.intercept {
                 w.write(v.to_bits() as u64, 32);
@@ -631,6 +629,9 @@ impl<'a> SegmentReader<'a> {
     }
 
     /// Fills `out` with the decoded sorted values of a group of `n` with grid step `q`.
+    /// Inlined into each instance of [`decode_as`], as it was into the one decoder before
+    /// there were several: called once per group, it cost MiniLM's decode a tenth.
+    #[inline(always)]
     fn group(&mut self, n: usize, q: f32, out: &mut Vec<f32>) -> Result<(), CodecError> {
         // The segments overwrite every slot of the group (or the group is an error): only the
         // length matters, and setting it without clearing writes no zeros where the last group

@@ -22,8 +22,8 @@ pub enum Intercept {
 /// A placed segment.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Segment {
-    /// Number of ranks covered.
-    pub len: usize,
+    /// Number of ranks covered (groups hold fewer than 2^32 values).
+    pub len: u32,
     /// Slope table entry.
     pub slope_id: u32,
     /// Stored first value.
@@ -173,7 +173,7 @@ impl<'a> Placer<'a> {
         while at < start + len {
             let (n, intercept, first) = self.one_segment(at, start + len, slope);
             self.segments.push(Segment {
-                len: n,
+                len: n as u32,
                 slope_id: id,
                 intercept,
             });
@@ -370,8 +370,9 @@ mod tests {
         for s in segments {
             let slope = slopes[s.slope_id as usize];
             let first = first_value(s.intercept, prediction, q);
-            out.extend((0..s.len).map(|j| eval(first, slope, j)));
-            prediction = eval(first, slope, s.len);
+            let len = s.len as usize;
+            out.extend((0..len).map(|j| eval(first, slope, j)));
+            prediction = eval(first, slope, len);
         }
         out
     }

@@ -242,11 +242,18 @@ impl ValueReader {
     }
 }
 
-/// Symbol counts of `values`, for building a code.
-pub fn counts(values: impl Iterator<Item = u64>) -> Vec<u64> {
-    let mut c = vec![0u64; ALPHABET];
-    values.for_each(|v| c[Bucket::of(v).symbol] += 1);
-    c
+/// For `K` kinds of values given side by side: the symbol counts of each kind (to build its
+/// code) and its largest value.
+pub fn tally<const K: usize>(values: impl Iterator<Item = [u64; K]>) -> ([Vec<u64>; K], [u64; K]) {
+    let mut counts: [Vec<u64>; K] = std::array::from_fn(|_| vec![0u64; ALPHABET]);
+    let mut max = [0u64; K];
+    for v in values {
+        for k in 0..K {
+            counts[k][Bucket::of(v[k]).symbol] += 1;
+            max[k] = max[k].max(v[k]);
+        }
+    }
+    (counts, max)
 }
 
 /// Zigzag map of a signed integer.
@@ -272,9 +279,11 @@ mod tests {
             prop_oneof![0u64..16, 16u64..1 << 24, 0u64..=MAX_VALUE],
             1..100,
         )) {
-            let code = Code::from_counts(&counts(values.iter().copied()), CODE_LIMIT).unwrap();
+            let ([counts], [max]) = tally(values.iter().map(|&v| [v]));
+            prop_assert_eq!(max, *values.iter().max().unwrap());
+            let code = Code::from_counts(&counts, CODE_LIMIT).unwrap();
             // A table that covers part of the values: both ways of writing are exercised.
-            let writer = ValueWriter::new(&code, values.iter().max().unwrap() / 2);
+            let writer = ValueWriter::new(&code, max / 2);
             let (mut w, mut reference) = (WordWriter::default(), WordWriter::default());
             for &v in &values {
                 writer.put(&mut w, v);
