@@ -349,7 +349,7 @@ impl Plan {
 
 /// Slope table over all proposed pieces of the tensor.
 fn slope_table(fits: &Fits, options: &Options) -> slopes::SlopeTable {
-    let proposals: Vec<f64> = fits.pieces.iter().map(|p| p.slope).collect();
+    let proposals = fits.pieces.iter().map(|p| p.slope);
     if options.pd > 0.0 {
         let p = fits
             .bounds
@@ -362,14 +362,13 @@ fn slope_table(fits: &Fits, options: &Options) -> slopes::SlopeTable {
         } else {
             0.0
         };
-        slopes::share(&proposals, threshold, options.slope_precision)
+        slopes::share(proposals, threshold, options.slope_precision)
     } else {
         slopes::SlopeTable {
             values: proposals
-                .iter()
-                .map(|&s| options.slope_precision.round(s))
+                .map(|s| options.slope_precision.round(s))
                 .collect(),
-            ids: (0..proposals.len() as u32).collect(),
+            ids: (0..fits.pieces.len() as u32).collect(),
         }
     }
 }
@@ -395,7 +394,7 @@ fn place_all(fits: &Fits, table: &slopes::SlopeTable, pm: f64) -> Placed {
         for piece in pieces {
             let id = ids.next().copied().unwrap_or(0);
             let slope = table.values.get(id as usize).copied().unwrap_or(0.0);
-            placer.place(piece.start, piece.len, slope, id);
+            placer.place(piece.start as usize, piece.len as usize, slope, id);
         }
         steps.push(q);
     }

@@ -14,10 +14,10 @@
 /// A proposed segment: ranks `start..start + len` follow a line of slope `slope`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Piece {
-    /// First rank covered.
-    pub start: usize,
+    /// First rank covered (groups hold fewer than 2^32 values: a piece takes 16 bytes).
+    pub start: u32,
     /// Number of ranks covered (>= 1).
-    pub len: usize,
+    pub len: u32,
     /// A slope (value per rank) for which some intercept fits every covered point within eps.
     pub slope: f64,
 }
@@ -205,8 +205,8 @@ impl Optimal {
             let v = v.into();
             if !hull.add(x, v, eps) {
                 pieces.push(Piece {
-                    start,
-                    len: i - start,
+                    start: start as u32,
+                    len: (i - start) as u32,
                     slope: hull.mid_slope(i - start),
                 });
                 start = i;
@@ -217,8 +217,8 @@ impl Optimal {
         }
         if start < y.len() {
             pieces.push(Piece {
-                start,
-                len: y.len() - start,
+                start: start as u32,
+                len: (y.len() - start) as u32,
                 slope: hull.mid_slope(y.len() - start),
             });
         }
@@ -238,8 +238,8 @@ pub fn greedy_into<T: Copy + Into<f64>>(y: &[T], eps: f64, pieces: &mut Vec<Piec
     let mut start = 0;
     let (mut lo, mut hi) = (f64::NEG_INFINITY, f64::INFINITY);
     let close = |start: usize, end: usize, lo: f64, hi: f64| Piece {
-        start,
-        len: end - start,
+        start: start as u32,
+        len: (end - start) as u32,
         slope: if end - start < 2 {
             0.0
         } else {
@@ -310,12 +310,13 @@ mod tests {
     fn check_cover(pieces: &[Piece], y: &[f64], eps: f64) {
         let mut next = 0;
         for p in pieces {
-            assert_eq!(p.start, next);
-            assert!(p.len >= 1);
-            next += p.len;
+            let (start, len) = (p.start as usize, p.len as usize);
+            assert_eq!(start, next);
+            assert!(len >= 1);
+            next += len;
             // Some intercept fits the proposed slope.
-            let r: Vec<f64> = (0..p.len)
-                .map(|j| y[p.start + j] - p.slope * j as f64)
+            let r: Vec<f64> = (0..len)
+                .map(|j| y[start + j] - p.slope * j as f64)
                 .collect();
             let spread = r.iter().cloned().fold(f64::MIN, f64::max)
                 - r.iter().cloned().fold(f64::MAX, f64::min);

@@ -47,9 +47,15 @@ pub struct SlopeTable {
 
 /// Groups `slopes` (sorted, a cluster spans less than `threshold`) and stores each group's
 /// median slope; `threshold <= 0` keeps every slope (only equal slopes merge).
-pub fn share(slopes: &[f64], threshold: f64, precision: Precision) -> SlopeTable {
+pub fn share(
+    slopes: impl ExactSizeIterator<Item = f64>,
+    threshold: f64,
+    precision: Precision,
+) -> SlopeTable {
+    let count = slopes.len();
     let order = sort_slopes(slopes);
-    let at = |k: usize| slopes[order[k].1 as usize];
+    // The sort keys are the slopes' bits, so the slopes need not be kept beside them.
+    let at = |k: usize| from_total_key(order[k].0);
     // Clusters are runs of `order`: (stored slope, range in `order`).
     let mut clusters: Vec<(f32, std::ops::Range<usize>)> = Vec::new();
     let mut i = 0;
@@ -69,7 +75,7 @@ pub fn share(slopes: &[f64], threshold: f64, precision: Precision) -> SlopeTable
     }
     // Most used first, so that frequent entries get small ids (and short codes).
     clusters.sort_by_key(|(_, members)| std::cmp::Reverse(members.len()));
-    let mut ids = vec![0u32; slopes.len()];
+    let mut ids = vec![0u32; count];
     for (id, (_, members)) in clusters.iter().enumerate() {
         order[members.clone()]
             .iter()
@@ -86,12 +92,11 @@ pub fn share(slopes: &[f64], threshold: f64, precision: Precision) -> SlopeTable
 /// A radix sort by the top three bytes of the keys (sign, exponent and 12 bits of mantissa), then
 /// each run of equal top bytes sorted on its own: runs are short on real slopes, so this takes
 /// three passes instead of the eight of a full radix sort.
-fn sort_slopes(slopes: &[f64]) -> Vec<(u64, u32)> {
+fn sort_slopes(slopes: impl Iterator<Item = f64>) -> Vec<(u64, u32)> {
     const LOW_BITS: u32 = 40;
     let mut order: Vec<(u64, u32)> = slopes
-        .iter()
         .enumerate()
-        .map(|(i, &s)| (total_key(s), i as u32))
+        .map(|(i, s)| (total_key(s), i as u32))
         .collect();
     super::sort::radix_sort::<_, 3>(&mut order, &mut Vec::new(), |(k, _)| k >> LOW_BITS);
     for run in order.chunk_by_mut(|a, b| a.0 >> LOW_BITS == b.0 >> LOW_BITS) {
@@ -112,6 +117,11 @@ fn total_key(v: f64) -> u64 {
     }
 }
 
+/// Inverse of [`total_key`].
+fn from_total_key(k: u64) -> f64 {
+    f64::from_bits(if k >> 63 == 1 { k & !(1 << 63) } else { !k })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,20 +137,24 @@ mod tests {
         ) {
             let mut expect: Vec<u32> = (0..slopes.len() as u32).collect();
             expect.sort_by(|&a, &b| slopes[a as usize].total_cmp(&slopes[b as usize]));
-            let got: Vec<u32> = sort_slopes(&slopes).iter().map(|&(_, i)| i).collect();
+            let order = sort_slopes(slopes.iter().copied());
+            let got: Vec<u32> = order.iter().map(|&(_, i)| i).collect();
             prop_assert_eq!(got, expect);
+            for (k, i) in order {
+                prop_assert_eq!(from_total_key(k).to_bits(), slopes[i as usize].to_bits());
+            }
         }
     }
 
     #[test]
     fn pwl_close_slopes_share_an_entry() {
-        let t = share(&[1.0, 1.05, 3.0, 1.02, 5.0], 0.1, Precision::F32);
+        let t = share([1.0, 1.05, 3.0, 1.02, 5.0].into_iter(), 0.1, Precision::F32);
         assert_eq!(t.values.len(), 3);
         assert_eq!(t.ids[0], t.ids[1]);
         assert_eq!(t.ids[0], t.ids[3]);
         assert_eq!(t.values[t.ids[0] as usize], 1.02);
         assert_ne!(t.ids[2], t.ids[4]);
-        let none = share(&[1.0, 1.05, 1.0], 0.0, Precision::F32);
+        let none = share([1.0, 1.05, 1.0].into_iter(), 0.0, Precision::F32);
         assert_eq!(none.values.len(), 2);
         assert_eq!(Precision::F16.round(1e10), 0.0);
     }
