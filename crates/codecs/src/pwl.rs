@@ -309,7 +309,7 @@ pub fn encode_reconstructed(
 ) -> (Vec<u8>, Vec<f32>) {
     let plan = Plan::new(values, rows, bounds, options);
     let out = write_payload(&plan, options, &mut Stats::default());
-    (out, plan.reconstruct())
+    (out, plan.into_reconstruction())
 }
 
 /// Everything the payload is written from: the sorted groups, the slope table and the placed
@@ -333,17 +333,21 @@ impl Plan {
     }
 
     /// The values the decoder gives back, in storage order: the placement's decoded values
-    /// (in the decoder's arithmetic), put back in place by the sort order.
-    fn reconstruct(&self) -> Vec<f32> {
-        let mut out = vec![0.0; self.fits.groups.total];
+    /// (in the decoder's arithmetic), put back in place by the sort order. Each group is
+    /// permuted within the placement's own buffer, through a copy of the group, rather than
+    /// into a new buffer as large as the tensor.
+    fn into_reconstruction(self) -> Vec<f32> {
+        let mut values = self.placed.decoded;
+        let mut sorted = Vec::new();
         for range in self.fits.groups.ranges() {
-            let group = &mut out[range.clone()];
-            let decoded = &self.placed.decoded[range.clone()];
-            for (&position, &value) in self.fits.order[range].iter().zip(decoded) {
+            sorted.clear();
+            sorted.extend_from_slice(&values[range.clone()]);
+            let group = &mut values[range.clone()];
+            for (&position, &value) in self.fits.order[range].iter().zip(&sorted) {
                 group[position as usize] = value;
             }
         }
-        out
+        values
     }
 }
 
