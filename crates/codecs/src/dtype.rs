@@ -1,6 +1,7 @@
 //! Element types of stored tensors and their conversion to and from `f32`.
 
 use crate::CodecError;
+use std::borrow::Cow;
 
 /// The element type of a tensor. Data is always little-endian.
 ///
@@ -133,6 +134,17 @@ pub fn to_f32(dtype: DType, data: &[u8]) -> Result<Vec<f32>, CodecError> {
     Ok(out)
 }
 
+/// [`to_f32`], borrowing `data` where it already is `f32` as this machine lays it out
+/// (little-endian and 4-byte aligned, as a buffer of the allocator is) instead of copying it.
+pub fn as_f32(dtype: DType, data: &[u8]) -> Result<Cow<'_, [f32]>, CodecError> {
+    if dtype == DType::F32 && cfg!(target_endian = "little") {
+        if let Ok(values) = bytemuck::try_cast_slice::<u8, f32>(data) {
+            return Ok(Cow::Borrowed(values));
+        }
+    }
+    to_f32(dtype, data).map(Cow::Owned)
+}
+
 /// Narrows `f32` values to little-endian bytes of float type `dtype` (round to nearest even).
 pub fn from_f32(dtype: DType, values: &[f32]) -> Result<Vec<u8>, CodecError> {
     match dtype {
@@ -194,6 +206,28 @@ mod tests {
             assert_eq!(DType::from_code(d.code()).unwrap(), d);
         }
         assert!(DType::from_code(200).is_err());
+    }
+
+    #[test]
+    fn f32_data_is_borrowed_when_aligned_and_copied_otherwise() {
+        let values = [1.5f32, -0.25, 3.0];
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        // One byte in front of the data, so that one of the two slices is misaligned.
+        let mut shifted = vec![0u8];
+        shifted.extend_from_slice(&bytes);
+        let results = [
+            as_f32(DType::F32, &bytes).unwrap(),
+            as_f32(DType::F32, &shifted[1..]).unwrap(),
+        ];
+        assert!(results.iter().any(|r| matches!(r, Cow::Owned(_))));
+        for r in &results {
+            assert_eq!(&r[..], &values[..]);
+        }
+        assert!(matches!(
+            as_f32(DType::F16, &bytes[..4]).unwrap(),
+            Cow::Owned(_)
+        ));
+        assert!(as_f32(DType::F32, &bytes[..5]).is_err());
     }
 
     #[test]

@@ -241,7 +241,7 @@ fn encode_lossy(
     bound: &Bound,
     run: impl Fn(&[f32], usize, &[f32]) -> Result<(Vec<u8>, Vec<f32>), CodecError>,
 ) -> Result<Encoded, CodecError> {
-    let values = dtype::to_f32(t.dtype, t.data)?;
+    let values = dtype::as_f32(t.dtype, t.data)?;
     let rows = rows_of(t.shape).max(1);
     let cols = values.len() / rows;
     let bounds = bound.per_row(&values, rows);
@@ -252,7 +252,7 @@ fn encode_lossy(
     }
     // The codecs see finite values: NaN and infinities are coded as 0 (and become exceptions).
     let finite: Cow<'_, [f32]> = if values.iter().all(|v| v.is_finite()) {
-        Cow::Borrowed(&values)
+        Cow::Borrowed(&*values)
     } else {
         Cow::Owned(
             values
