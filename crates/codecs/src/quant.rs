@@ -105,7 +105,7 @@ pub fn decode_as<T: Copy>(
     // A declared size that cannot be allocated is an error, not an abort.
     let mut out = Vec::new();
     out.try_reserve_exact(n)
-        .map_err(|_| CodecError::TooLarge((n as u64).saturating_mul(4)))?;
+        .map_err(|_| CodecError::TooLarge((n as u64).saturating_mul(size_of::<T>() as u64)))?;
     let mut decoder = RowDecoder {
         tables: plan.decode_tables(tokenizer),
         class_table: plan.class_model.as_ref().map(DecodeTable::new),
