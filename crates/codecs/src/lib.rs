@@ -416,23 +416,14 @@ fn errors_within(original: &[f32], decoded: &[f32], bound: f64) -> Option<(f64, 
     within.then(|| (max.into_iter().fold(0.0, f64::max), sum.into_iter().sum()))
 }
 
+/// A lossy codec's core payload decoded to `f32` values.
 fn decode_core(
     codec: CodecId,
     core: &[u8],
     rows: usize,
     cols: usize,
 ) -> Result<Vec<f32>, CodecError> {
-    let values = match codec {
-        CodecId::Quant => quant::decode(core, rows, cols)?,
-        CodecId::Pwl => pwl::decode(core, rows, cols)?,
-        _ => return Err(CodecError::Unsupported("not a lossy codec")),
-    };
-    if values.len() != rows * cols {
-        return Err(CodecError::Corrupt(
-            "lossy codec decoded the wrong number of values",
-        ));
-    }
-    Ok(values)
+    decode_core_as(codec, core, rows, cols, |v| v)
 }
 
 /// Decodes a lossy codec's core payload straight into little-endian bytes of `dtype`: the
@@ -445,29 +436,35 @@ fn decode_core_bytes(
     rows: usize,
     cols: usize,
 ) -> Result<Vec<u8>, CodecError> {
-    match dtype {
-        DType::F32 => decode_core_as(codec, core, rows, cols, f32::to_le_bytes),
-        DType::F16 => decode_core_as(codec, core, rows, cols, dtype::f16_bytes),
-        DType::BF16 => decode_core_as(codec, core, rows, cols, dtype::bf16_bytes),
-        DType::F64 => decode_core_as(codec, core, rows, cols, dtype::f64_bytes),
-        _ => Err(CodecError::Corrupt("lossy codec on a non-float tensor")),
-    }
+    let elements = match dtype {
+        DType::F32 => decode_core_as(codec, core, rows, cols, f32::to_le_bytes)?.into_flattened(),
+        DType::F16 => decode_core_as(codec, core, rows, cols, dtype::f16_bytes)?.into_flattened(),
+        DType::BF16 => decode_core_as(codec, core, rows, cols, dtype::bf16_bytes)?.into_flattened(),
+        DType::F64 => decode_core_as(codec, core, rows, cols, dtype::f64_bytes)?.into_flattened(),
+        _ => return Err(CodecError::Corrupt("lossy codec on a non-float tensor")),
+    };
+    Ok(elements)
 }
 
-/// [`decode_core_bytes`] for one width of element.
-fn decode_core_as<const N: usize>(
+/// The `rows * cols` values of a lossy codec's core payload, each as `convert(value)`.
+fn decode_core_as<T: Copy>(
     codec: CodecId,
     core: &[u8],
     rows: usize,
     cols: usize,
-    convert: impl Fn(f32) -> [u8; N] + Copy,
-) -> Result<Vec<u8>, CodecError> {
+    convert: impl Fn(f32) -> T + Copy,
+) -> Result<Vec<T>, CodecError> {
     let elements = match codec {
         CodecId::Quant => quant::decode_as(core, rows, cols, convert)?,
         CodecId::Pwl => pwl::decode_as(core, rows, cols, convert)?,
         _ => return Err(CodecError::Unsupported("not a lossy codec")),
     };
-    Ok(elements.into_flattened())
+    if elements.len() != rows * cols {
+        return Err(CodecError::Corrupt(
+            "lossy codec decoded the wrong number of values",
+        ));
+    }
+    Ok(elements)
 }
 
 fn decode_lossy(
@@ -484,12 +481,8 @@ fn decode_lossy(
     let mut r = ByteReader::new(payload);
     let core = r.block()?;
     let size = dtype.size();
+    // `decode_core_as` checks that the core gave `rows * (n / rows) = n` values.
     let mut out = decode_core_bytes(codec, dtype, core, rows, n / rows)?;
-    if out.len() != n * size {
-        return Err(CodecError::Corrupt(
-            "lossy codec decoded the wrong number of values",
-        ));
-    }
     let count = r.varint_max(n as u64)?;
     let mut index = 0usize;
     for _ in 0..count {
