@@ -4,10 +4,12 @@
 //! and *tail chunks* (sign and mantissa of a float, 8 bits at a time from the top; the remaining
 //! bytes of an integer), see [`fields`]. The heads form one plane and each chunk position another;
 //! every plane is coded on its own, in the cheapest of three ways: stored as packed bits, with
-//! one rANS model, or with one rANS model per context. The context of a head is the previous
-//! head (exponents of neighbouring weights are alike); the context of a tail chunk is its
-//! element's head (the mantissa distribution depends on the exponent). A tensor whose planes do
-//! not get smaller than the input is stored as it is.
+//! one rANS model, or with one rANS model per context. The context of a head is the head four
+//! elements earlier (exponents of neighbouring weights are alike; four back rather than one so
+//! that each of the rANS coder's four lanes decodes its own contexts, and the lanes run in
+//! parallel); the context of a tail chunk is its element's head (the mantissa distribution
+//! depends on the exponent). A tensor whose planes do not get smaller than the input is stored
+//! as it is.
 //!
 //! # Payload
 //!
@@ -20,11 +22,17 @@
 //! - `2` context: `varint(k)` models with their own context, each as `varint(context gap)` (the
 //!   contexts increase; the gap counts the unused values since the previous one) and the model;
 //!   a byte `1` followed by the model shared by all other contexts, or `0`; the rANS stream block.
+//!   The context is the plane's own: the element's head for a tail plane, the previous
+//!   element's head for the head plane (written by earlier versions of the encoder);
+//! - `3` earlier: `varint(lag)` (at least 1), then as mode `2`, with the symbol `lag` positions
+//!   earlier in the same plane as the context (0 for the first `lag` symbols). The encoder
+//!   writes it for the head plane with `lag = 4`.
 
 mod fields;
 mod plane;
 
 use crate::bitio::ByteReader;
+use crate::entropy::rans::LANES;
 use crate::{CodecError, DType};
 use fields::Layout;
 use plane::Context;
@@ -49,7 +57,7 @@ pub fn encode(dtype: DType, data: &[u8]) -> Vec<u8> {
     plane::encode(
         &heads,
         layout.head_bits,
-        Context::Previous,
+        Context::Earlier(LANES),
         MIN_SAVING,
         &mut out,
     );
@@ -96,7 +104,7 @@ fn check_allocation(bytes: usize) -> Result<(), CodecError> {
 }
 
 fn decode_planes(layout: Layout, n: usize, r: &mut ByteReader<'_>) -> Result<Vec<u8>, CodecError> {
-    let heads = plane::decode(r, n, layout.head_bits, Context::Previous)?;
+    let heads = plane::decode(r, n, layout.head_bits, Context::Earlier(1))?;
     let head_context = Context::Of {
         values: &heads,
         bits: layout.head_bits,
@@ -245,5 +253,28 @@ mod tests {
         assert!(decode(DType::F32, usize::MAX, &payload).is_err());
         assert!(decode(DType::F32, 1, &[STORED, 1, 2, 3]).is_err());
         assert!(decode(DType::F32, 1, &[]).is_err());
+    }
+
+    /// Weights in runs of 32 with one exponent each, so that a head predicts the next one.
+    fn exponent_runs() -> Vec<u8> {
+        (0..256u32)
+            .flat_map(|i| {
+                let scale = [1.0f32, 0.25, 2.0, 0.0625][(i / 32 % 4) as usize];
+                let v = scale * (1.0 + ((i * 37) % 101) as f32 / 128.0);
+                v.to_le_bytes()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn payloads_of_the_previous_head_context_still_decode() {
+        // Written by the encoder before heads were coded in the context of the head four
+        // elements earlier: its head plane is in mode 2, the context of the previous head.
+        let payload = include_bytes!("lossless/fixtures/previous_head_context.bin");
+        assert_eq!(payload[..2], [PLANES, 2]);
+        let data = exponent_runs();
+        assert_eq!(decode(DType::F32, 256, payload).unwrap(), data);
+        // Today's encoder writes mode 3 with a lag of four.
+        assert_eq!(encode(DType::F32, &data)[..3], [PLANES, 3, 4]);
     }
 }

@@ -41,7 +41,8 @@ const TOTAL: u32 = 1 << PROB_BITS;
 const MASK: u32 = TOTAL - 1;
 /// Lower end of the state interval; renormalization moves 16 bits at a time.
 const STATE_LOW: u32 = 1 << 16;
-const LANES: usize = 4;
+/// Interleaved states: symbol `i` of a stream is coded by lane `i % LANES`.
+pub const LANES: usize = 4;
 const HEADER_BYTES: usize = 4 * LANES;
 
 /// A static model over symbols `0..len` with quantized frequencies summing to `1 << PROB_BITS`.
@@ -53,6 +54,11 @@ pub struct Model {
     freq: Vec<u16>,
     start: Vec<u16>,
 }
+
+/// Where a symbol lies in its model: its start in the `1 << PROB_BITS` slots above, its
+/// frequency below. The default value stands for no symbol.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Range(u32);
 
 /// The decoder's view of a [`Model`]: one [`Slot`] per slot of the `1 << PROB_BITS` slots.
 /// One cache line per decoded symbol gives everything the decode step and the caller need.
@@ -234,6 +240,14 @@ impl Model {
     /// Quantized frequency of `symbol` (0 for symbols outside the model).
     pub fn freq(&self, symbol: u32) -> u32 {
         self.freq.get(symbol as usize).map_or(0, |&f| f as u32)
+    }
+
+    /// The range of `symbol` for [`Encoder::put_range`]; `None` if its frequency is 0 (a symbol
+    /// that this model cannot code).
+    #[inline]
+    pub fn range(&self, symbol: u32) -> Option<Range> {
+        let f = self.freq(symbol);
+        (f > 0).then(|| Range(u32::from(self.start[symbol as usize]) << 16 | f))
     }
 
     /// Exact cost in bits of coding `counts` with this model: `sum count * log2(total / freq)`;
@@ -437,10 +451,21 @@ impl<'m> Encoder<'m> {
     /// symbols they code).
     #[inline]
     pub fn put(&mut self, symbol: u32, model: &'m Model) {
-        let f = model.freq(symbol);
-        assert!(f > 0, "rANS symbol {symbol} has frequency 0 in its model");
-        self.ranges
-            .push((model.start[symbol as usize] as u32) << 16 | f);
+        match model.range(symbol) {
+            Some(range) => self.put_range(range),
+            None => panic!("rANS symbol {symbol} has frequency 0 in its model"),
+        }
+    }
+
+    /// Appends a symbol given by its range ([`Model::range`] of the model the decoder will use
+    /// for it): for callers that look ranges up in a table of their own.
+    ///
+    /// # Panics
+    /// If `range` is the default one, which no symbol has.
+    #[inline]
+    pub fn put_range(&mut self, range: Range) {
+        assert!(range.0 & 0xffff != 0, "rANS range of frequency 0");
+        self.ranges.push(range.0);
     }
 
     /// Number of symbols put so far.
@@ -576,6 +601,9 @@ pub struct Decoder<'a> {
     pos: usize,
     /// The state of the lane coding the next symbol comes first.
     lanes: [u32; LANES],
+    /// The value each lane decoded last (0 before its first symbol), in the order of `lanes`:
+    /// `recent[0]` is the value of the symbol [`LANES`] before the next one.
+    recent: [u32; LANES],
 }
 
 impl<'a> Decoder<'a> {
@@ -600,6 +628,7 @@ impl<'a> Decoder<'a> {
             odd_byte: !odd.is_empty(),
             pos: 0,
             lanes,
+            recent: [0; LANES],
         })
     }
 
@@ -617,52 +646,76 @@ impl<'a> Decoder<'a> {
         );
         self.pos += read;
         self.lanes = [self.lanes[1], self.lanes[2], self.lanes[3], x];
+        self.recent = [self.recent[1], self.recent[2], self.recent[3], value];
         value
     }
 
     /// Decodes `out.len()` symbols that all use `table`, storing their values in `out`.
     ///
-    /// Same result as calling [`Decoder::get`] for each, but the lanes stay in registers and
-    /// their steps interleave. Runs of [`WINDOW`] symbols whose words are all in the stream
-    /// read them from a fixed-size window, without a bounds check per word.
+    /// Same result as calling [`Decoder::get`] for each, but faster (see [`Decoder::get_each`]).
     #[inline]
     pub fn get_many(&mut self, table: &DecodeTable, out: &mut [u32]) {
-        for run in out.chunks_mut(WINDOW) {
+        self.get_each(out, |_, _| table);
+    }
+
+    /// Decodes `out.len()` symbols, storing their values in `out`: symbol `i` (counted from the
+    /// start of `out`) with the table `select(i, earlier)`, where `earlier` is the value of the
+    /// symbol [`LANES`] positions before it in the stream (0 for the first [`LANES`] symbols).
+    ///
+    /// Same result as calling [`Decoder::get`] for each, but the lanes stay in registers and
+    /// their steps interleave (a context [`LANES`] symbols back is decoded by the same lane,
+    /// so the lanes stay independent). Runs of [`WINDOW`] symbols whose words are all in the
+    /// stream read them from a fixed-size window, without a bounds check per word.
+    #[inline]
+    pub fn get_each<'t>(
+        &mut self,
+        out: &mut [u32],
+        select: impl Fn(usize, u32) -> &'t DecodeTable,
+    ) {
+        for (r, run) in out.chunks_mut(WINDOW).enumerate() {
+            let first = r * WINDOW;
             let (groups, rest) = run.as_chunks_mut::<LANES>();
             let (words, pos) = (self.words, self.pos);
+            let select = |i: usize, earlier: u32| select(first + i, earlier);
             // A run of at most WINDOW symbols reads at most WINDOW words. The window starts 2
             // bytes before word `pos` (inside the header when `pos` is 0), so that the `u32`
             // at byte `2 i` holds word `pos + i` in its upper half: shifting it in then takes
             // one double-width shift instead of a shift and an or.
             let window = self.bytes.get(HEADER_BYTES - 2 + 2 * pos..);
             self.pos += match window.and_then(<[u8]>::first_chunk::<{ 2 * WINDOW + 2 }>) {
-                Some(window) => self.groups(table, groups, |i| upper_word(window, i % WINDOW)),
-                None => self.groups(table, groups, |i| words.get(pos + i).map_or(0, word)),
+                Some(window) => self.groups(groups, select, |i| upper_word(window, i % WINDOW)),
+                None => self.groups(groups, select, |i| words.get(pos + i).map_or(0, word)),
             };
-            for slot in rest {
-                *slot = self.get(table);
+            let done = LANES * groups.len();
+            for (k, slot) in rest.iter_mut().enumerate() {
+                *slot = self.get(select(done + k, self.recent[0]));
             }
         }
     }
 
-    /// Decodes `groups` with the lanes in registers, reading word `i` of the run (counted from
-    /// the current position) through `word_at(i)`; returns the number of words read.
+    /// Decodes `groups` with the lanes in registers, symbol `i` of the run with the table
+    /// `select(i, earlier)` (as [`Decoder::get_each`]), reading word `i` of the run (counted
+    /// from the current position) through `word_at(i)`; returns the number of words read.
     #[inline(always)]
-    fn groups(
+    fn groups<'t>(
         &mut self,
-        table: &DecodeTable,
         groups: &mut [[u32; LANES]],
+        select: impl Fn(usize, u32) -> &'t DecodeTable,
         word_at: impl Fn(usize) -> u32,
     ) -> usize {
         let [mut a, mut b, mut c, mut d] = self.lanes;
+        let [mut va, mut vb, mut vc, mut vd] = self.recent;
         let mut read = 0;
-        for [va, vb, vc, vd] in groups {
-            (a, *va) = step(a, table, &word_at, &mut read);
-            (b, *vb) = step(b, table, &word_at, &mut read);
-            (c, *vc) = step(c, table, &word_at, &mut read);
-            (d, *vd) = step(d, table, &word_at, &mut read);
+        for (g, values) in groups.iter_mut().enumerate() {
+            let i = LANES * g;
+            (a, va) = step(a, select(i, va), &word_at, &mut read);
+            (b, vb) = step(b, select(i + 1, vb), &word_at, &mut read);
+            (c, vc) = step(c, select(i + 2, vc), &word_at, &mut read);
+            (d, vd) = step(d, select(i + 3, vd), &word_at, &mut read);
+            *values = [va, vb, vc, vd];
         }
         self.lanes = [a, b, c, d];
+        self.recent = [va, vb, vc, vd];
         read
     }
 

@@ -1,24 +1,28 @@
 //! Coding one plane of symbols: stored as bits, with one rANS model, or with one model per
-//! context (the element's head, or the previous symbol of the plane).
+//! context (the element's head, or an earlier symbol of the plane).
 
 use std::borrow::Cow;
 
 use crate::bitio::{BitReader, BitWriter, ByteReader, PutBytes};
-use crate::entropy::rans::{DecodeTable, Decoder, Encoder, Model};
+use crate::entropy::rans::{DecodeTable, Decoder, Encoder, Model, Range, LANES};
 use crate::CodecError;
 
 /// Plane stored as packed bits.
 const RAW: u8 = 0;
 /// Plane coded with one model.
 const ORDER0: u8 = 1;
-/// Plane coded with one model per context value.
+/// Plane coded with one model per value of the plane's own context (see [`decode`]).
 const CONTEXT: u8 = 2;
+/// Plane coded with one model per value of the symbol `lag` positions earlier in the plane.
+const EARLIER: u8 = 3;
 
 /// What a plane's context-modelled mode conditions each symbol on.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Context<'a> {
-    /// The previous symbol of the same plane (0 before the first).
-    Previous,
+    /// The symbol `lag` (at least 1) positions earlier in the same plane (0 for the first
+    /// `lag` symbols). With `lag = LANES`, the rANS lane that decodes a symbol has decoded its
+    /// context itself, so the lanes decode independently.
+    Earlier(usize),
     /// The value of another plane at the same position, `bits` wide.
     Of { values: &'a [u16], bits: u32 },
 }
@@ -26,18 +30,31 @@ pub(super) enum Context<'a> {
 impl Context<'_> {
     fn bits(&self, plane_bits: u32) -> u32 {
         match *self {
-            Context::Previous => plane_bits,
+            Context::Earlier(_) => plane_bits,
             Context::Of { bits, .. } => bits,
         }
     }
 
     fn values<'s>(&'s self, symbols: &[u16]) -> Cow<'s, [u16]> {
         match *self {
-            Context::Previous => {
-                let shifted = std::iter::once(0).chain(symbols.iter().copied());
-                Cow::Owned(shifted.take(symbols.len()).collect())
+            Context::Earlier(lag) => {
+                let lag = lag.min(symbols.len());
+                let earlier = symbols[..symbols.len() - lag].iter().copied();
+                Cow::Owned(std::iter::repeat_n(0, lag).chain(earlier).collect())
             }
             Context::Of { values, .. } => Cow::Borrowed(values),
+        }
+    }
+
+    /// The mode byte (and parameter) that announces a plane coded in this context.
+    fn mode(&self) -> Vec<u8> {
+        match *self {
+            Context::Earlier(lag) => {
+                let mut mode = vec![EARLIER];
+                mode.put_varint(lag as u64);
+                mode
+            }
+            Context::Of { .. } => vec![CONTEXT],
         }
     }
 }
@@ -58,7 +75,7 @@ pub(super) fn encode(
     let contexts = context.values(symbols);
     let counts = histogram(symbols, bits);
     let order0 = Plan::order0(&counts);
-    let by_context = Plan::context(symbols, &counts, &contexts, context.bits(bits));
+    let by_context = Plan::context(symbols, bits, &counts, &contexts, context);
     let best = match (order0, by_context) {
         (Some(a), Some(b)) => Some(if b.estimate < a.estimate { b } else { a }),
         (a, b) => a.or(b),
@@ -90,8 +107,31 @@ fn encode_raw(symbols: &[u16], bits: u32) -> Vec<u8> {
 }
 
 fn histogram(symbols: &[u16], bits: u32) -> Vec<u64> {
-    let mut counts = vec![0u64; 1 << bits];
-    symbols.iter().for_each(|&s| counts[s as usize] += 1);
+    count(symbols.len(), 1 << bits, |i| symbols[i] as usize)
+}
+
+/// Counts of the values `value(i)` for `i < n`, each below `len`.
+///
+/// Counted in four interleaved histograms and summed: a plane's symbols repeat a few values
+/// (exponents above all), and one histogram would make every increment wait for the previous
+/// one of the same counter.
+fn count(n: usize, len: usize, value: impl Fn(usize) -> usize) -> Vec<u64> {
+    let mut counts = vec![0u64; 4 * len];
+    let (a, rest) = counts.split_at_mut(len);
+    let (b, rest) = rest.split_at_mut(len);
+    let (c, d) = rest.split_at_mut(len);
+    let whole = n / 4 * 4;
+    for i in (0..whole).step_by(4) {
+        a[value(i)] += 1;
+        b[value(i + 1)] += 1;
+        c[value(i + 2)] += 1;
+        d[value(i + 3)] += 1;
+    }
+    (whole..n).for_each(|i| a[value(i)] += 1);
+    for (k, total) in a.iter_mut().enumerate() {
+        *total += b[k] + c[k] + d[k];
+    }
+    counts.truncate(len);
     counts
 }
 
@@ -137,10 +177,19 @@ impl Plan {
         })
     }
 
-    /// One model per context value (`counts`: the plane's histogram); `None` for an empty plane.
-    fn context(symbols: &[u16], counts: &[u64], contexts: &[u16], ctx_bits: u32) -> Option<Plan> {
+    /// One model per value of `context` (`contexts`: its value at each symbol; `counts`: the
+    /// histogram of the plane of `bits`-bit symbols); `None` for an empty plane.
+    fn context(
+        symbols: &[u16],
+        bits: u32,
+        counts: &[u64],
+        contexts: &[u16],
+        context: Context<'_>,
+    ) -> Option<Plan> {
+        let ctx_bits = context.bits(bits);
         let (models, cost) = ContextModels::build(symbols, counts, contexts, ctx_bits)?;
-        let header = models.header();
+        let mut header = context.mode();
+        models.write(&mut header);
         let estimate = header.len() + stream_estimate(cost);
         Some(Plan {
             models: Models::Context(models),
@@ -155,8 +204,10 @@ impl Plan {
         match &self.models {
             Models::Order0(model) => symbols.iter().for_each(|&s| enc.put(u32::from(s), model)),
             Models::Context(models) => {
+                let (width, ranges) = models.ranges();
                 for (&s, &c) in symbols.iter().zip(contexts) {
-                    enc.put(u32::from(s), models.model(c));
+                    let model = models.table[c as usize];
+                    enc.put_range(ranges[model * width + s as usize]);
                 }
             }
         }
@@ -221,18 +272,10 @@ impl ContextModels {
         ctx_bits: u32,
     ) -> Option<(ContextModels, f64)> {
         let alphabet = symbols.iter().map(|&s| s as usize + 1).max()?;
-        let mut rows = vec![Vec::new(); 1 << ctx_bits];
-        for (&s, &c) in symbols.iter().zip(contexts) {
-            let row = &mut rows[c as usize];
-            if row.is_empty() {
-                *row = vec![0u64; alphabet];
-            }
-            row[s as usize] += 1;
-        }
-        let candidates: Vec<Candidate<'_>> = rows
-            .iter()
-            .enumerate()
-            .filter(|(_, row)| !row.is_empty())
+        let (used, rows) = context_histograms(symbols, contexts, ctx_bits, alphabet);
+        let candidates: Vec<Candidate<'_>> = used
+            .into_iter()
+            .zip(rows.chunks_exact(alphabet))
             .map(|(context, row)| Candidate {
                 context,
                 row,
@@ -262,37 +305,59 @@ impl ContextModels {
         Some((ContextModels { own, shared, table }, cost))
     }
 
-    /// The model of a context value that occurs in the plane the models were built from.
-    fn model(&self, context: u16) -> &Model {
-        let i = self.table[context as usize];
-        match (self.own.get(i), &self.shared) {
-            (Some((_, m)), _) | (None, Some(m)) => m,
-            // Every context without its own model added its counts to the shared one.
-            (None, None) => {
-                unreachable!("context {context} has neither its own nor a shared model")
-            }
-        }
+    /// The range of every symbol in every model, `width` per model (in the order of `table`:
+    /// the own models, then the shared one): one lookup per coded symbol.
+    fn ranges(&self) -> (usize, Vec<Range>) {
+        let models = || self.own.iter().map(|(_, m)| m).chain(&self.shared);
+        let width = models().map(Model::len).max().unwrap_or(0);
+        let ranges = models()
+            .flat_map(|m| (0..width as u32).map(|s| m.range(s).unwrap_or_default()))
+            .collect();
+        (width, ranges)
     }
 
-    /// The mode byte and the models, as [`decode_context`] reads them.
-    fn header(&self) -> Vec<u8> {
-        let mut out = vec![CONTEXT];
+    /// Appends the models, as [`decode_context`] reads them.
+    fn write(&self, out: &mut Vec<u8>) {
         out.put_varint(self.own.len() as u64);
         let mut next = 0;
         for (c, model) in &self.own {
             out.put_varint((c - next) as u64);
             next = c + 1;
-            model.write(&mut out);
+            model.write(out);
         }
         match &self.shared {
             Some(model) => {
                 out.push(1);
-                model.write(&mut out);
+                model.write(out);
             }
             None => out.push(0),
         }
-        out
     }
+}
+
+/// The context values that occur, in increasing order, and their symbol counts: `alphabet`
+/// counts per context that occurs, in the same order.
+fn context_histograms(
+    symbols: &[u16],
+    contexts: &[u16],
+    ctx_bits: u32,
+    alphabet: usize,
+) -> (Vec<usize>, Vec<u64>) {
+    let occurrences = count(contexts.len(), 1 << ctx_bits, |i| contexts[i] as usize);
+    // Rows only for the contexts that occur (a few dozen exponents of 256): the counts stay
+    // small enough for the cache, and a small plane does not clear a table for every value.
+    let used: Vec<usize> = (0..occurrences.len())
+        .filter(|&c| occurrences[c] > 0)
+        .collect();
+    let mut row_of = vec![0usize; occurrences.len()];
+    used.iter()
+        .enumerate()
+        .for_each(|(row, &c)| row_of[c] = row);
+    let n = symbols.len().min(contexts.len());
+    let rows = count(n, used.len() * alphabet, |i| {
+        row_of[contexts[i] as usize] * alphabet + symbols[i] as usize
+    });
+    (used, rows)
 }
 
 /// Bits to code `counts` with `model`, the model's serialization and its context number included.
@@ -302,12 +367,15 @@ fn own_cost(model: &Model, counts: &[u64]) -> f64 {
     model.cost_bits(counts) + 8.0 * (header.len() + 1) as f64
 }
 
-/// Decodes `n` symbols of `bits` bits written by [`encode`].
+/// Decodes `n` symbols of `bits` bits written by [`encode`]. `own` is the plane's own context,
+/// the one that mode 2 conditions on: the element's head for a tail plane, and for the head
+/// plane the previous element's head (`Context::Earlier(1)`, which earlier versions of the
+/// encoder wrote as mode 2; the encoder now writes mode 3 with its lag instead).
 pub(super) fn decode(
     r: &mut ByteReader<'_>,
     n: usize,
     bits: u32,
-    context: Context<'_>,
+    own: Context<'_>,
 ) -> Result<Vec<u16>, CodecError> {
     match r.u8()? {
         RAW => decode_raw(r, n, bits),
@@ -318,7 +386,14 @@ pub(super) fn decode(
             dec.finish()?;
             Ok(symbols)
         }
-        CONTEXT => decode_context(r, n, bits, context),
+        CONTEXT => decode_context(r, n, bits, own),
+        EARLIER => {
+            let lag = r.varint_max(u64::from(u32::MAX))?;
+            if lag == 0 {
+                return Err(CodecError::Corrupt("lossless plane context with lag 0"));
+            }
+            decode_context(r, n, bits, Context::Earlier(lag))
+        }
         _ => Err(CodecError::Corrupt("unknown lossless plane mode")),
     }
 }
@@ -376,17 +451,22 @@ fn decode_context(
             .filter(|t| **t == count)
             .for_each(|t| *t = 0);
     }
+    if models.is_empty() {
+        return Err(CodecError::Corrupt("lossless plane without models"));
+    }
+    let mask = table.len() - 1;
+    let model = |c: u32| &models[table[c as usize & mask]];
     let mut dec = Decoder::new(r.block()?)?;
-    let symbols = match (models.is_empty(), context) {
-        (true, _) => return Err(CodecError::Corrupt("lossless plane without models")),
-        (false, Context::Previous) => decode_after_previous(&mut dec, n, &models, &table),
-        (false, Context::Of { values, .. }) => {
+    let symbols = match context {
+        Context::Earlier(LANES) => decode_runs(&mut dec, n, |_, earlier| model(earlier)),
+        Context::Earlier(lag) => decode_after(&mut dec, n, lag, model),
+        Context::Of { values, .. } => {
             if values.len() != n {
                 return Err(CodecError::Corrupt(
                     "lossless context plane has the wrong length",
                 ));
             }
-            decode_with(&mut dec, values, &models, &table)
+            decode_runs(&mut dec, n, |i, _| model(u32::from(values[i])))
         }
     };
     dec.finish()?;
@@ -395,47 +475,40 @@ fn decode_context(
 
 /// Decodes `n` symbols with one model, a few hundred at a time.
 fn decode_order0(dec: &mut Decoder<'_>, n: usize, table: &DecodeTable) -> Vec<u16> {
+    decode_runs(dec, n, |_, _| table)
+}
+
+/// Decodes `n` symbols, symbol `i` with the table `select(i, earlier)` (as
+/// [`Decoder::get_each`] gives it), a few hundred at a time.
+fn decode_runs<'t>(
+    dec: &mut Decoder<'_>,
+    n: usize,
+    select: impl Fn(usize, u32) -> &'t DecodeTable,
+) -> Vec<u16> {
     let mut symbols = Vec::with_capacity(n);
     let mut run = [0u32; 256];
     while symbols.len() < n {
-        let run = &mut run[..(n - symbols.len()).min(256)];
-        dec.get_many(table, run);
+        let (first, run) = (symbols.len(), &mut run[..(n - symbols.len()).min(256)]);
+        dec.get_each(run, |i, earlier| select(first + i, earlier));
         symbols.extend(run.iter().map(|&s| s as u16));
     }
     symbols
 }
 
-/// Decodes one symbol per context value. `table` has a power-of-two length and entries below
-/// `models.len()`.
-fn decode_with(
-    dec: &mut Decoder<'_>,
-    contexts: &[u16],
-    models: &[DecodeTable],
-    table: &[usize],
-) -> Vec<u16> {
-    let mask = table.len() - 1;
-    contexts
-        .iter()
-        .map(|&c| dec.get(&models[table[c as usize & mask]]) as u16)
-        .collect()
-}
-
-/// Decodes `n` symbols, each in the context of the previous one.
-fn decode_after_previous(
+/// Decodes `n` symbols, each with the table `model(c)` of the symbol `lag` positions before
+/// it (`c = 0` for the first `lag`): one at a time, as each waits for its context.
+fn decode_after<'t>(
     dec: &mut Decoder<'_>,
     n: usize,
-    models: &[DecodeTable],
-    table: &[usize],
+    lag: usize,
+    model: impl Fn(u32) -> &'t DecodeTable,
 ) -> Vec<u16> {
-    let mask = table.len() - 1;
-    let mut previous = 0usize;
-    (0..n)
-        .map(|_| {
-            let s = dec.get(&models[table[previous & mask]]);
-            previous = s as usize;
-            s as u16
-        })
-        .collect()
+    let mut symbols: Vec<u16> = Vec::with_capacity(n);
+    for i in 0..n {
+        let earlier = i.checked_sub(lag).map_or(0, |j| symbols[j]);
+        symbols.push(dec.get(model(u32::from(earlier))) as u16);
+    }
+    symbols
 }
 
 #[cfg(test)]
@@ -460,23 +533,72 @@ mod tests {
         out
     }
 
+    /// Runs of repeated symbols, which an earlier symbol predicts.
+    fn runs(bits: u32) -> impl Strategy<Value = Vec<u16>> {
+        let max = (1u16 << bits) - 1;
+        vec((0..=max, 1usize..40), 0..200).prop_map(|runs| {
+            runs.iter()
+                .flat_map(|&(s, len)| std::iter::repeat_n(s, len))
+                .collect()
+        })
+    }
+
+    fn symbols_and_lag() -> impl Strategy<Value = (u32, Vec<u16>, usize)> {
+        (1u32..=11, 1usize..=6).prop_flat_map(|(bits, lag)| {
+            (Just(bits), prop_oneof![plane(bits), runs(bits)], Just(lag))
+        })
+    }
+
     proptest! {
         #[test]
         fn chosen_coding_round_trips_and_is_near_the_smallest(
-            (bits, symbols) in (1u32..=11).prop_flat_map(|b| (Just(b), plane(b)))
+            (bits, symbols, lag) in symbols_and_lag()
         ) {
-            let out = coded(&symbols, bits, Context::Previous);
-            let decoded = decode(&mut ByteReader::new(&out), symbols.len(), bits, Context::Previous).unwrap();
+            let context = Context::Earlier(lag);
+            let out = coded(&symbols, bits, context);
+            // The lag comes from the stream: the context passed for mode 2 does not matter.
+            let decoded = decode(&mut ByteReader::new(&out), symbols.len(), bits, Context::Earlier(1)).unwrap();
             prop_assert_eq!(&decoded, &symbols);
             prop_assert!(out.len() <= encode_raw(&symbols, bits).len() + SLACK);
-            let contexts = Context::Previous.values(&symbols);
+            let contexts = context.values(&symbols);
             let counts = histogram(&symbols, bits);
-            let plans = [Plan::order0(&counts), Plan::context(&symbols, &counts, &contexts, bits)];
+            let plans = [Plan::order0(&counts), Plan::context(&symbols, bits, &counts, &contexts, context)];
             for plan in plans.into_iter().flatten() {
                 let mut written = Vec::new();
                 plan.write(&symbols, &contexts, &mut written);
                 prop_assert!(out.len() <= written.len() + SLACK, "{} > {} + {SLACK}", out.len(), written.len());
             }
+        }
+
+        #[test]
+        fn planes_coded_in_another_planes_context_round_trip(
+            (bits, symbols) in (1u32..=11).prop_flat_map(|b| (Just(b), runs(b))),
+            seed in any::<u64>(),
+        ) {
+            // A context plane that predicts the symbols in part.
+            let values: Vec<u16> = symbols
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| if (seed >> (i % 64)) & 1 == 1 { s } else { (i % 7) as u16 % (1 << bits) })
+                .collect();
+            let context = Context::Of { values: &values, bits };
+            let out = coded(&symbols, bits, context);
+            let decoded = decode(&mut ByteReader::new(&out), symbols.len(), bits, context).unwrap();
+            prop_assert_eq!(decoded, symbols);
+        }
+    }
+
+    #[test]
+    fn an_earlier_symbol_is_used_as_context_where_it_predicts() {
+        // Runs of 16: the symbol four back is almost always the same one.
+        let symbols: Vec<u16> = (0..4000u32).map(|i| ((i / 16) * 5 % 8) as u16).collect();
+        for lag in [1, LANES, 7] {
+            let out = coded(&symbols, 3, Context::Earlier(lag));
+            assert_eq!(out[..2], [EARLIER, lag as u8]);
+            // Half of what the three bits of each symbol take, or less.
+            assert!(out.len() < 4000 * 3 / 8 / 2, "{} bytes", out.len());
+            let decoded = decode(&mut ByteReader::new(&out), 4000, 3, Context::Earlier(1)).unwrap();
+            assert_eq!(decoded, symbols);
         }
     }
 }
