@@ -706,13 +706,18 @@ impl<'a> Decoder<'a> {
         let [mut a, mut b, mut c, mut d] = self.lanes;
         let [mut va, mut vb, mut vc, mut vd] = self.recent;
         let mut read = 0;
-        for (g, values) in groups.iter_mut().enumerate() {
+        // Each value is stored as soon as it is decoded: stored together at the end, the four
+        // slots would have to stay in registers until then.
+        for (g, [oa, ob, oc, od]) in groups.iter_mut().enumerate() {
             let i = LANES * g;
             (a, va) = step(a, select(i, va), &word_at, &mut read);
+            *oa = va;
             (b, vb) = step(b, select(i + 1, vb), &word_at, &mut read);
+            *ob = vb;
             (c, vc) = step(c, select(i + 2, vc), &word_at, &mut read);
+            *oc = vc;
             (d, vd) = step(d, select(i + 3, vd), &word_at, &mut read);
-            *values = [va, vb, vc, vd];
+            *od = vd;
         }
         self.lanes = [a, b, c, d];
         self.recent = [va, vb, vc, vd];
