@@ -259,10 +259,23 @@ impl Model {
             .filter(|&(_, &c)| c > 0)
             .map(|(s, &c)| match self.freq(s as u32) {
                 0 => f64::INFINITY,
-                f => c as f64 * (PROB_BITS as f64 - (f as f64).log2()),
+                f => c as f64 * symbol_bits(f),
             })
             .sum()
     }
+}
+
+/// `PROB_BITS - log2(freq)`, the bits a symbol of frequency `1 <= freq <= TOTAL` costs, from
+/// a table: encoders compare many models by their cost, and the logarithm is a library call.
+#[inline]
+fn symbol_bits(freq: u32) -> f64 {
+    static BITS: OnceLock<Vec<f64>> = OnceLock::new();
+    let bits = BITS.get_or_init(|| {
+        (0..=TOTAL)
+            .map(|f| PROB_BITS as f64 - (f as f64).log2())
+            .collect()
+    });
+    bits[freq as usize]
 }
 
 /// Frequencies summing to `TOTAL` for non-zero `counts` (at most `MAX_SYMBOLS` of them).

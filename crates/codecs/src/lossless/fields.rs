@@ -93,24 +93,26 @@ impl Layout {
         })
     }
 
-    /// [`Layout::split`] for elements of `SIZE` bytes with `CHUNKS` tail chunks.
+    /// [`Layout::split`] for elements of `SIZE` bytes with `CHUNKS` tail chunks: one pass per
+    /// plane over the elements.
     fn split_as<const SIZE: usize, const CHUNKS: usize>(
         &self,
         data: &[u8],
     ) -> (Vec<u16>, Vec<Vec<u16>>) {
-        let fields = self.chunk_fields::<CHUNKS>();
+        // A copy of the layout, so that its fields stay in registers through the loops.
+        let layout = *self;
         let (elements, _) = data.as_chunks::<SIZE>();
-        let mut heads = Vec::with_capacity(elements.len());
-        let mut tails: [Vec<u16>; CHUNKS] =
-            std::array::from_fn(|_| Vec::with_capacity(elements.len()));
-        for e in elements {
-            let (head, tail) = self.split_one(element(e));
-            heads.push(head);
-            for (plane, (shift, mask)) in tails.iter_mut().zip(fields) {
-                plane.push(((tail >> shift) & mask) as u16);
-            }
-        }
-        (heads, tails.into())
+        let heads = plane(elements, move |v| layout.split_one(v).0);
+        let tails = self
+            .chunk_fields::<CHUNKS>()
+            .iter()
+            .map(|&(shift, mask)| {
+                plane(elements, move |v| {
+                    ((layout.split_one(v).1 >> shift) & mask) as u16
+                })
+            })
+            .collect();
+        (heads, tails)
     }
 
     /// Inverse of [`Layout::split`]; every plane must have the same length and values within
@@ -131,19 +133,25 @@ impl Layout {
         heads: &[u16],
         tails: &[Vec<u16>],
     ) -> Vec<u8> {
-        let fields = self.chunk_fields::<CHUNKS>();
+        let (layout, fields) = (*self, self.chunk_fields::<CHUNKS>());
         let tails: [&[u16]; CHUNKS] = std::array::from_fn(|k| &tails[k][..heads.len()]);
-        let mut out = Vec::with_capacity(heads.len() * SIZE);
-        for (i, &head) in heads.iter().enumerate() {
-            let tail = tails
-                .iter()
-                .zip(fields)
-                .fold(0, |t, (plane, (shift, _))| t | u64::from(plane[i]) << shift);
-            let v = self.join_one(head, tail);
-            out.extend_from_slice(&v.to_le_bytes()[..SIZE]);
+        let mut elements = vec![[0u8; SIZE]; heads.len()];
+        for (i, (out, &head)) in elements.iter_mut().zip(heads).enumerate() {
+            let tail = (0..CHUNKS).fold(0, |t, k| t | u64::from(tails[k][i]) << fields[k].0);
+            let bytes = layout.join_one(head, tail).to_le_bytes();
+            *out = std::array::from_fn(|b| bytes[b]);
         }
-        out
+        elements.into_flattened()
     }
+}
+
+/// The values `field(v)` of the elements' little-endian integer values `v`.
+fn plane<const SIZE: usize>(elements: &[[u8; SIZE]], field: impl Fn(u64) -> u16) -> Vec<u16> {
+    let mut plane = vec![0u16; elements.len()];
+    for (symbol, e) in plane.iter_mut().zip(elements) {
+        *symbol = field(element(e));
+    }
+    plane
 }
 
 /// The little-endian integer value of an element.
