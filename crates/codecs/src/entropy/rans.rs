@@ -717,23 +717,28 @@ impl<'a> Decoder<'a> {
         word_at: impl Fn(usize) -> u32,
     ) -> usize {
         let [mut a, mut b, mut c, mut d] = self.lanes;
-        let [mut va, mut vb, mut vc, mut vd] = self.recent;
         let mut read = 0;
-        // Each value is stored as soon as it is decoded: stored together at the end, the four
-        // slots would have to stay in registers until then.
-        for (g, [oa, ob, oc, od]) in groups.iter_mut().enumerate() {
+        // The values a group's contexts come from are read back from the previous group's
+        // slots rather than carried in registers: a caller whose `select` ignores them (one
+        // table for all symbols) then pays nothing for them.
+        for g in 0..groups.len() {
             let i = LANES * g;
-            (a, va) = step(a, select(i, va), &word_at, &mut read);
-            *oa = va;
-            (b, vb) = step(b, select(i + 1, vb), &word_at, &mut read);
-            *ob = vb;
-            (c, vc) = step(c, select(i + 2, vc), &word_at, &mut read);
-            *oc = vc;
-            (d, vd) = step(d, select(i + 3, vd), &word_at, &mut read);
-            *od = vd;
+            let [ea, eb, ec, ed] = match g.checked_sub(1) {
+                Some(previous) => groups[previous],
+                None => self.recent,
+            };
+            let group = &mut groups[g];
+            // Each value is stored as soon as it is decoded, so that its slot does not stay in
+            // a register until the end of the group.
+            (a, group[0]) = step(a, select(i, ea), &word_at, &mut read);
+            (b, group[1]) = step(b, select(i + 1, eb), &word_at, &mut read);
+            (c, group[2]) = step(c, select(i + 2, ec), &word_at, &mut read);
+            (d, group[3]) = step(d, select(i + 3, ed), &word_at, &mut read);
         }
         self.lanes = [a, b, c, d];
-        self.recent = [va, vb, vc, vd];
+        if let Some(&last) = groups.last() {
+            self.recent = last;
+        }
         read
     }
 
