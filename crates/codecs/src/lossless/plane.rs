@@ -394,7 +394,9 @@ pub(super) fn decode(
             }
             decode_context(r, n, bits, Context::Earlier(lag))
         }
-        _ => Err(CodecError::Corrupt("unknown lossless plane mode")),
+        _ => Err(CodecError::Corrupt(
+            "unknown lossless plane mode (or one of a newer version of pwlc)",
+        )),
     }
 }
 
