@@ -112,10 +112,16 @@ fn histogram(symbols: &[u16], bits: u32) -> Vec<u64> {
 
 /// Counts of the values `value(i)` for `i < n`, each below `len`.
 ///
-/// Counted in four interleaved histograms and summed: a plane's symbols repeat a few values
-/// (exponents above all), and one histogram would make every increment wait for the previous
-/// one of the same counter.
+/// Counted in four interleaved histograms and summed (unless there are few values per counter):
+/// a plane's symbols repeat a few values (exponents above all), and one histogram would make
+/// every increment wait for the previous one of the same counter.
 fn count(n: usize, len: usize, value: impl Fn(usize) -> usize) -> Vec<u64> {
+    if n < 8 * len {
+        // Few values for many counters: clearing four tables would cost more than the waits.
+        let mut counts = vec![0u64; len];
+        (0..n).for_each(|i| counts[value(i)] += 1);
+        return counts;
+    }
     let mut counts = vec![0u64; 4 * len];
     let (a, rest) = counts.split_at_mut(len);
     let (b, rest) = rest.split_at_mut(len);
