@@ -118,11 +118,11 @@ impl Layout {
     /// Inverse of [`Layout::split`]; every plane must have the same length and values within
     /// their widths.
     pub(super) fn join(&self, heads: &[u16], tails: &[Vec<u16>]) -> Vec<u8> {
-        match self.size {
-            1 => self.join_as::<1, 0>(heads, tails),
-            2 if tails.len() == 1 => self.join_as::<2, 1>(heads, tails),
-            2 => self.join_as::<2, 2>(heads, tails),
-            4 => self.join_as::<4, 3>(heads, tails),
+        match (self.size, self.chunk_bits().len()) {
+            (1, _) => self.join_as::<1, 0>(heads, tails),
+            (2, 1) => self.join_as::<2, 1>(heads, tails),
+            (2, _) => self.join_as::<2, 2>(heads, tails),
+            (4, _) => self.join_as::<4, 3>(heads, tails),
             _ => self.join_as::<8, 7>(heads, tails),
         }
     }

@@ -388,7 +388,7 @@ pub(super) fn decode(
         ORDER0 => {
             let table = DecodeTable::new(&read_model(r, bits)?);
             let mut dec = Decoder::new(r.block()?)?;
-            let symbols = decode_order0(&mut dec, n, &table);
+            let symbols = decode_runs(&mut dec, n, |_, _| &table);
             dec.finish()?;
             Ok(symbols)
         }
@@ -479,11 +479,6 @@ fn decode_context(
     };
     dec.finish()?;
     Ok(symbols)
-}
-
-/// Decodes `n` symbols with one model, a few hundred at a time.
-fn decode_order0(dec: &mut Decoder<'_>, n: usize, table: &DecodeTable) -> Vec<u16> {
-    decode_runs(dec, n, |_, _| table)
 }
 
 /// Decodes `n` symbols, symbol `i` with the table `select(i, earlier)` (as
