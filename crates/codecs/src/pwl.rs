@@ -387,10 +387,9 @@ struct Placed {
 
 fn place_all(fits: &Fits, table: &slopes::SlopeTable, pm: f64) -> Placed {
     let mut ids = table.ids.iter();
-    let mut placer = Placer::default();
     // At least one segment per piece; splits are few.
     let pieces = fits.pieces.len();
-    placer.segments.reserve(pieces.saturating_add(pieces / 8));
+    let mut placer = Placer::with_capacity(fits.sorted.len(), pieces.saturating_add(pieces / 8));
     let mut steps = Vec::with_capacity(fits.groups.count());
     for (range, pieces, bound) in fits.iter() {
         let q = (2.0 * pm * bound as f64) as f32;

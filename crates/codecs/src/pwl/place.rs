@@ -146,6 +146,17 @@ struct Window {
 const NEAR_STEPS: f64 = (1u64 << 39) as f64;
 
 impl<'a> Placer<'a> {
+    /// A placer with room for the `values` values of all its groups and for `segments`
+    /// segments, so that neither buffer grows by doubling (which copies it and touches fresh
+    /// memory) on a large tensor.
+    pub fn with_capacity(values: usize, segments: usize) -> Placer<'a> {
+        Placer {
+            segments: Vec::with_capacity(segments),
+            decoded: Vec::with_capacity(values.saturating_add(BLOCK)),
+            ..Placer::default()
+        }
+    }
+
     /// Starts the next group: `sorted` values with error bound `bound` and grid step `q`. The
     /// segments placed so far are kept.
     pub fn next_group(&mut self, sorted: &'a [f32], bound: f32, q: f32) {
