@@ -181,8 +181,13 @@ impl<'a> Placer<'a> {
     /// Covers ranks `start..start + len` with segments of slope `slope` (table entry `id`).
     pub fn place(&mut self, start: usize, len: usize, slope: f32, id: u32) {
         let mut at = start;
+        // Only the piece's first segment is tried whole: when the piece does not fit whole,
+        // trying each remainder whole again would cost the remainder's length per segment,
+        // quadratic in the length of a long piece that the stored slope splits many times.
+        let mut try_whole = true;
         while at < start + len {
-            let (n, intercept, first) = self.one_segment(at, start + len, slope);
+            let (n, intercept, first) = self.one_segment(at, start + len, slope, try_whole);
+            try_whole = false;
             self.segments.push(Segment {
                 len: n as u32,
                 slope_id: id,
@@ -194,15 +199,24 @@ impl<'a> Placer<'a> {
     }
 
     /// The longest verified segment starting at rank `at` and ending by rank `end`: (length,
-    /// intercept, first value). Its decoded values are left in `decoded`.
-    fn one_segment(&mut self, at: usize, end: usize, slope: f32) -> (usize, Intercept, f32) {
+    /// intercept, first value). Its decoded values are left in `decoded`. With `try_whole`,
+    /// all of `at..end` is first tested as one run.
+    fn one_segment(
+        &mut self,
+        at: usize,
+        end: usize,
+        slope: f32,
+        try_whole: bool,
+    ) -> (usize, Intercept, f32) {
         let ys = &self.sorted[at..end];
         // Most pieces fit whole. When the window of all of `ys` holds a grid point, so does
         // the window of every prefix (a wider one): the walk of `longest_run` would reach the
-        // end with this same window, and is skipped.
-        let whole = self.window(ys, slope);
-        let (mut len, mut window, mut steps) = match self.steps(whole) {
-            Some(steps) => (ys.len(), whole, Some(steps)),
+        // end with this same window, and is skipped. Either way the segment is the same.
+        let whole = try_whole
+            .then(|| self.window(ys, slope))
+            .and_then(|w| Some((w, self.steps(w)?)));
+        let (mut len, mut window, mut steps) = match whole {
+            Some((whole, steps)) => (ys.len(), whole, Some(steps)),
             None => {
                 let (len, w) = self.longest_run(ys, slope);
                 (len, w, self.steps(w))
@@ -418,6 +432,34 @@ mod tests {
         }
         let (_, decoded) = p.finish();
         assert_eq!(decoded, expect);
+    }
+
+    proptest::proptest! {
+        /// Testing a run whole first is a shortcut: the segment is the one the point-by-point
+        /// walk finds.
+        #[test]
+        fn pwl_segment_is_the_same_with_or_without_the_whole_test(
+            steps in proptest::collection::vec(0.0f32..0.02, 1..200),
+            slope in -0.005f32..0.02,
+            bound in 0.0005f32..0.02,
+            merge in 0.0f32..0.5,
+        ) {
+            let ys: Vec<f32> = steps.iter().scan(-0.3f32, |y, &d| { *y += d; Some(*y) }).collect();
+            let q = 2.0 * merge * bound;
+            let mut segments = [Vec::new(), Vec::new()];
+            for (try_whole, out) in [true, false].into_iter().zip(&mut segments) {
+                let mut p = Placer::default();
+                p.next_group(&ys, bound, q);
+                let mut at = 0;
+                while at < ys.len() {
+                    let segment = p.one_segment(at, ys.len(), slope, try_whole);
+                    p.prediction = eval(segment.2, slope, segment.0);
+                    at += segment.0;
+                    out.push(segment);
+                }
+            }
+            proptest::prop_assert_eq!(&segments[0], &segments[1]);
+        }
     }
 
     #[test]
