@@ -477,27 +477,15 @@ fn scaling(p: f64) -> Result<Vec<ScalingRow>, BenchError> {
         let values = gaussian(64 * n, 0.02);
         let bounds = vec![p as f32; 64];
         let options = Options::default();
-        let reps = (4_000_000 / values.len()).max(1);
-        let (payload, encode) = cpu_time(|| {
-            let mut payload = Vec::new();
-            for _ in 0..reps {
-                payload = pwl::encode(&values, 64, &bounds, &options);
-            }
-            payload
-        });
-        let (decoded, decode) = cpu_time(|| {
-            let mut decoded = Ok(Vec::new());
-            for _ in 0..reps {
-                decoded = pwl::decode(&payload, 64, n);
-            }
-            decoded
-        });
+        let (payload, encode) =
+            cpu_seconds_per_call(|| pwl::encode(&values, 64, &bounds, &options));
+        let (decoded, decode) = cpu_seconds_per_call(|| pwl::decode(&payload, 64, n));
         decoded.map_err(|source| BenchError::Codec {
             model: "gaussian".to_string(),
             tensor: format!("64x{n}"),
             source,
         })?;
-        let per_value = |s: f64| s * 1e9 / (reps * values.len()) as f64;
+        let per_value = |s: f64| s * 1e9 / values.len() as f64;
         out.push(ScalingRow {
             n,
             encode_ns_per_value: per_value(encode),
@@ -507,10 +495,12 @@ fn scaling(p: f64) -> Result<Vec<ScalingRow>, BenchError> {
     Ok(out)
 }
 
-/// Runs `f` and returns its result with the CPU time this thread used, in seconds (wall time
-/// where `/proc/thread-self/schedstat` is missing). CPU time keeps the figures meaningful on a
-/// machine shared with other jobs.
-fn cpu_time<T>(f: impl FnOnce() -> T) -> (T, f64) {
+/// Calls `f` until the calls have used at least [`MIN_CPU_SECONDS`] of this thread's CPU time
+/// (wall time where `/proc/thread-self/schedstat` is missing) and returns the last result
+/// with the seconds per call. CPU time keeps the figures meaningful on a machine shared with
+/// other jobs; the thread's clock advances in scheduler ticks (4 ms here), so a single short
+/// call cannot be timed.
+fn cpu_seconds_per_call<T>(mut f: impl FnMut() -> T) -> (T, f64) {
     let wall = std::time::Instant::now();
     let thread_seconds = || {
         std::fs::read_to_string("/proc/thread-self/schedstat")
@@ -519,12 +509,23 @@ fn cpu_time<T>(f: impl FnOnce() -> T) -> (T, f64) {
             .map(|ns| ns * 1e-9)
     };
     let start = thread_seconds();
-    let out = f();
-    match (start, thread_seconds()) {
-        (Some(a), Some(b)) => (out, b - a),
-        _ => (out, wall.elapsed().as_secs_f64()),
+    let spent = || match (start, thread_seconds()) {
+        (Some(a), Some(b)) => b - a,
+        _ => wall.elapsed().as_secs_f64(),
+    };
+    let mut calls = 0u32;
+    loop {
+        let out = f();
+        calls += 1;
+        let seconds = spent();
+        if seconds >= MIN_CPU_SECONDS {
+            return (out, seconds / f64::from(calls));
+        }
     }
 }
+
+/// CPU time each figure of the row-length table is measured over.
+const MIN_CPU_SECONDS: f64 = 0.25;
 
 /// Deterministic Gaussian values (Box-Muller over a xorshift generator).
 fn gaussian(n: usize, scale: f64) -> Vec<f32> {
