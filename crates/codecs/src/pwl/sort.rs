@@ -3,12 +3,13 @@
 //! Each value becomes a `u64` key, its order-preserving `u32` image in the high half and its
 //! position in the low half; keys are distinct, so any sort gives the same (stable) order.
 //! Groups of [`RADIX_MIN`] or more values are sorted by a least-significant-digit radix sort on
-//! the four bytes of the value (stable, so positions stay in order among equal values), which
-//! runs in a few passes over the keys instead of `n log n` comparisons; smaller groups use
+//! the top three bytes of the value (stable, so positions stay in order among equal values),
+//! which runs in a few passes over the keys instead of `n log n` comparisons, and the rare runs
+//! of values equal in those bytes are then sorted by their whole keys; smaller groups use
 //! `sort_unstable`. Written here rather than taken from a crate: it is a few lines, sorts
 //! exactly this key layout, and reuses its buffers across the groups of a tensor.
 
-/// Smallest group sorted by radix: below it the four 256-entry histograms cost more than the
+/// Smallest group sorted by radix: below it the 256-entry histograms cost more than the
 /// comparisons they save.
 const RADIX_MIN: usize = 128;
 
