@@ -141,6 +141,22 @@ struct Window {
     hi: f64,
 }
 
+/// The shortest walk allowed after the decoder's arithmetic cut a segment short.
+const MIN_WALK: usize = 16;
+
+/// A segment found by [`Placer::one_segment`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Fit {
+    /// Ranks covered.
+    len: usize,
+    intercept: Intercept,
+    /// The first value, as decoded.
+    first: f32,
+    /// Whether the decoder's arithmetic missed the bound inside the walked run, so that the
+    /// segment ends before it (or is a literal).
+    cut: bool,
+}
+
 /// Windows within this many grid steps of the prediction take the fast test of
 /// [`Placer::surely_on_grid`]; it is below [`MAX_STEPS`], so that their grid points are storable.
 const NEAR_STEPS: f64 = (1u64 << 39) as f64;
@@ -185,29 +201,42 @@ impl<'a> Placer<'a> {
         // trying each remainder whole again would cost the remainder's length per segment,
         // quadratic in the length of a long piece that the stored slope splits many times.
         let mut try_whole = true;
+        // Where the decoder's `f32` arithmetic cuts walked runs short (bounds near the values'
+        // rounding step), every segment would walk far past where it ends: after such a cut the
+        // walk is limited to twice the cut segment's length (at least `MIN_WALK`), and the
+        // limit doubles whenever a segment reaches it.
+        let mut walk = usize::MAX;
         while at < start + len {
-            let (n, intercept, first) = self.one_segment(at, start + len, slope, try_whole);
+            let fit = self.one_segment(at, start + len, slope, try_whole, walk);
             try_whole = false;
+            walk = if fit.cut {
+                fit.len.saturating_mul(2).max(MIN_WALK)
+            } else if fit.len >= walk {
+                walk.saturating_mul(2)
+            } else {
+                walk
+            };
             self.segments.push(Segment {
-                len: n as u32,
+                len: fit.len as u32,
                 slope_id: id,
-                intercept,
+                intercept: fit.intercept,
             });
-            self.prediction = eval(first, slope, n);
-            at += n;
+            self.prediction = eval(fit.first, slope, fit.len);
+            at += fit.len;
         }
     }
 
-    /// The longest verified segment starting at rank `at` and ending by rank `end`: (length,
-    /// intercept, first value). Its decoded values are left in `decoded`. With `try_whole`,
-    /// all of `at..end` is first tested as one run.
+    /// The longest verified segment starting at rank `at` and ending by rank `end`, walking at
+    /// most `walk` ranks. Its decoded values are left in `decoded`. With `try_whole`, all of
+    /// `at..end` is first tested as one run.
     fn one_segment(
         &mut self,
         at: usize,
         end: usize,
         slope: f32,
         try_whole: bool,
-    ) -> (usize, Intercept, f32) {
+        walk: usize,
+    ) -> Fit {
         let ys = &self.sorted[at..end];
         // Most pieces fit whole. When the window of all of `ys` holds a grid point, so does
         // the window of every prefix (a wider one): the walk of `longest_run` would reach the
@@ -218,29 +247,43 @@ impl<'a> Placer<'a> {
         let (mut len, mut window, mut steps) = match whole {
             Some((whole, steps)) => (ys.len(), whole, Some(steps)),
             None => {
-                let (len, w) = self.longest_run(ys, slope);
+                let (len, w) = self.longest_run(&ys[..ys.len().min(walk)], slope);
                 (len, w, self.steps(w))
             }
         };
+        let mut cut = false;
         while len > 0 {
             let intercept = self.choose(window, steps);
             let first = first_value(intercept, self.prediction, self.q);
             let out = &mut self.decoded[self.base + at..];
             fill(out, len, first, slope);
             match first_miss(&ys[..len], &out[..len], self.bound) {
-                None => return (len, intercept, first),
+                None => {
+                    return Fit {
+                        len,
+                        intercept,
+                        first,
+                        cut,
+                    }
+                }
                 Some(0) => break,
                 // A prefix of a run is a run: its (wider) window still holds what it held.
                 Some(miss) => {
                     len = miss;
                     window = self.window(&ys[..miss], slope);
                     steps = self.steps(window);
+                    cut = true;
                 }
             }
         }
         // The decoder evaluates a literal like any other first value.
         fill(&mut self.decoded[self.base + at..], 1, ys[0], slope);
-        (1, Intercept::Literal(ys[0]), ys[0])
+        Fit {
+            len: 1,
+            intercept: Intercept::Literal(ys[0]),
+            first: ys[0],
+            cut: true,
+        }
     }
 
     /// Longest prefix of `ys` with a storable intercept for `slope`, and its window.
@@ -452,10 +495,10 @@ mod tests {
                 p.next_group(&ys, bound, q);
                 let mut at = 0;
                 while at < ys.len() {
-                    let segment = p.one_segment(at, ys.len(), slope, try_whole);
-                    p.prediction = eval(segment.2, slope, segment.0);
-                    at += segment.0;
-                    out.push(segment);
+                    let fit = p.one_segment(at, ys.len(), slope, try_whole, usize::MAX);
+                    p.prediction = eval(fit.first, slope, fit.len);
+                    at += fit.len;
+                    out.push(fit);
                 }
             }
             proptest::prop_assert_eq!(&segments[0], &segments[1]);
