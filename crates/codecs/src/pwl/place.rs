@@ -197,18 +197,16 @@ impl<'a> Placer<'a> {
     /// Covers ranks `start..start + len` with segments of slope `slope` (table entry `id`).
     pub fn place(&mut self, start: usize, len: usize, slope: f32, id: u32) {
         let mut at = start;
-        // Only the piece's first segment is tried whole: when the piece does not fit whole,
-        // trying each remainder whole again would cost the remainder's length per segment,
-        // quadratic in the length of a long piece that the stored slope splits many times.
-        let mut try_whole = true;
         // Where the decoder's `f32` arithmetic cuts walked runs short (bounds near the values'
         // rounding step), every segment would walk far past where it ends: after such a cut the
         // walk is limited to twice the cut segment's length (at least `MIN_WALK`), and the
         // limit doubles whenever a segment reaches it.
         let mut walk = usize::MAX;
         while at < start + len {
-            let fit = self.one_segment(at, start + len, slope, try_whole, walk);
-            try_whole = false;
+            // Only the piece's first segment is tried whole: when the piece does not fit whole,
+            // trying each remainder whole again would cost the remainder's length per segment,
+            // quadratic in the length of a long piece that the stored slope splits many times.
+            let fit = self.one_segment(at, start + len, slope, at == start, walk);
             walk = if fit.cut {
                 fit.len.saturating_mul(2).max(MIN_WALK)
             } else if fit.len >= walk {

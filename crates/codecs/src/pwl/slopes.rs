@@ -99,11 +99,7 @@ fn sort_slopes(slopes: impl Iterator<Item = f64>) -> Vec<(u64, u32)> {
         .map(|(i, s)| (total_key(s), i as u32))
         .collect();
     super::sort::radix_sort::<_, 3>(&mut order, &mut Vec::new(), |(k, _)| k >> LOW_BITS);
-    for run in order.chunk_by_mut(|a, b| a.0 >> LOW_BITS == b.0 >> LOW_BITS) {
-        if run.len() > 1 {
-            run.sort_unstable();
-        }
-    }
+    super::sort::sort_tied_runs(&mut order, |&(k, _)| k >> LOW_BITS);
     order
 }
 

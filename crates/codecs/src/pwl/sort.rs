@@ -47,17 +47,10 @@ impl Sorter {
                 |k| k >> TIED_BITS,
                 &counts,
             );
-            // Keys equal above `TIED_BITS` are now in position order; sort each such run by
-            // its whole key. Such runs are rare and short in trained weights (values within a
-            // relative 2^-15 of each other), so this costs less than a fourth byte pass.
-            for run in self
-                .keys
-                .chunk_by_mut(|a, b| a >> TIED_BITS == b >> TIED_BITS)
-            {
-                if run.len() > 1 {
-                    run.sort_unstable();
-                }
-            }
+            // Keys equal above `TIED_BITS` are now in position order. Such runs are rare and
+            // short in trained weights (values within a relative 2^-15 of each other), so
+            // sorting them costs less than a fourth byte pass.
+            sort_tied_runs(&mut self.keys, |&k| k >> TIED_BITS);
         }
         order.extend(self.keys.iter().map(|&k| k as u32));
         sorted.extend(self.keys.iter().map(|&k| value_of((k >> 32) as u32)));
@@ -123,6 +116,17 @@ fn radix_passes<T: Copy + Default, const BYTES: usize>(
             next[b] += 1;
         }
         std::mem::swap(items, scratch);
+    }
+}
+
+/// Sorts each run of adjacent `items` with the same `top` (items sorted by `top` before), so
+/// that a radix sort by the top bytes of a key only is completed by the rest of the key.
+#[inline]
+pub fn sort_tied_runs<T: Ord>(items: &mut [T], top: impl Fn(&T) -> u64) {
+    for run in items.chunk_by_mut(|a, b| top(a) == top(b)) {
+        if run.len() > 1 {
+            run.sort_unstable();
+        }
     }
 }
 
