@@ -1,7 +1,7 @@
 //! Size and speed of the quant codec on raw tensor dumps, against the order-0 oracle.
 //!
 //! Usage: `cargo run --release -p pwlc-codecs --example quant_bench -- DIR [BOUND...] [-v]
-//! [--max-classes=N] [--refine-passes=N] [--model-decode] [--digest]`
+//! [--max-classes=N] [--refine-passes=N] [--model-decode] [--digest] [--bf16]`
 //!
 //! `DIR` holds pairs `NAME.f32` (little-endian f32 values) and `NAME.shape` (dimensions separated
 //! by spaces). For every absolute bound (default 5e-4 1e-3 2e-3) the example codes each tensor
@@ -18,7 +18,9 @@
 //! tensors at once: the CPU-time speed of one thread, and the wall-time speed of one and of two
 //! threads that take tensors from a shared queue (as a pipeline parallel over tensors does).
 //! `--digest` adds, per bound, a 64-bit FNV-1a digest of all payloads, so that a change of the
-//! encoder can be checked to write the same bytes.
+//! encoder can be checked to write the same bytes. `--bf16` codes the values rounded to bfloat16,
+//! as `bf16` tensors: the wrapper checks the bound after the conversion back to `bf16` and stores
+//! what misses it as exceptions (the `exc` column); ratios are then against `bf16`.
 
 use pwlc_codecs::{quant, Bound, DType, Method, TensorRef};
 use std::collections::HashMap;
@@ -64,6 +66,8 @@ struct Totals {
     decode_secs: f64,
     /// FNV-1a digest of the payloads, in tensor order.
     digest: u64,
+    /// Bytes of one element of the original tensors.
+    element_bytes: usize,
 }
 
 impl Totals {
@@ -75,7 +79,7 @@ impl Totals {
             self.weights,
             self.distinct,
             self.bytes as f64 * 8.0 / n,
-            n * 4.0 / self.bytes as f64,
+            n * self.element_bytes as f64 / self.bytes as f64,
             self.oracle_bits / n,
             100.0 * (self.bytes as f64 * 8.0 / self.oracle_bits - 1.0),
             self.exceptions,
@@ -93,21 +97,27 @@ impl Totals {
         self.encode_secs += other.encode_secs;
         self.decode_secs += other.decode_secs;
         self.digest = fnv1a(self.digest, &other.digest.to_le_bytes());
+        self.element_bytes = other.element_bytes;
     }
 }
 
 /// Each measured call is repeated for at least this many CPU seconds.
 const MIN_SECS: f64 = 0.05;
 
-/// Codes one tensor at `bound` and measures it.
-fn measure(t: &Tensor, bound: f64, options: &quant::Options) -> Result<Totals, Box<dyn Error>> {
-    let data: Vec<u8> = t.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+/// Codes one tensor, stored as `dtype`, at `bound` and measures it.
+fn measure(
+    t: &Tensor,
+    dtype: DType,
+    bound: f64,
+    options: &quant::Options,
+) -> Result<Totals, Box<dyn Error>> {
+    let data = pwlc_codecs::dtype::from_f32(dtype, &t.values)?;
     let method = Method::Quant {
         bound: Bound::Abs(bound),
         options: options.clone(),
     };
     let tensor = TensorRef {
-        dtype: DType::F32,
+        dtype,
         shape: &t.shape,
         data: &data,
     };
@@ -136,6 +146,7 @@ fn measure(t: &Tensor, bound: f64, options: &quant::Options) -> Result<Totals, B
         encode_secs,
         decode_secs,
         digest: fnv1a(FNV_OFFSET, &encoded.payload),
+        element_bytes: dtype.size(),
     })
 }
 
@@ -209,12 +220,21 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut positional = args.iter().filter(|a| !a.starts_with('-'));
     let dir = positional
         .next()
-        .ok_or("usage: quant_bench DIR [BOUND...] [-v]")?;
+        .ok_or("usage: quant_bench DIR [BOUND...] [-v] [--bf16]")?;
     let mut bounds: Vec<f64> = positional.map(|b| b.parse()).collect::<Result<_, _>>()?;
     if bounds.is_empty() {
         bounds = vec![5e-4, 1e-3, 2e-3];
     }
-    let tensors = load(Path::new(dir))?;
+    let mut tensors = load(Path::new(dir))?;
+    let dtype = if args.iter().any(|a| a == "--bf16") {
+        for t in &mut tensors {
+            let bytes = pwlc_codecs::dtype::from_f32(DType::BF16, &t.values)?;
+            t.values = pwlc_codecs::dtype::to_f32(DType::BF16, &bytes)?;
+        }
+        DType::BF16
+    } else {
+        DType::F32
+    };
     println!(
         "{:<40} {:>10} {:>8} {:>7} {:>8} {:>7} {:>8} {:>6} {:>8} {:>8}",
         "tensors / bound",
@@ -234,7 +254,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             ..Totals::default()
         };
         for t in &tensors {
-            let m = measure(t, bound, &options)?;
+            let m = measure(t, dtype, bound, &options)?;
             if verbose {
                 println!("{}", m.line(&format!("  {} {:?}", t.name, t.shape)));
             }

@@ -8,7 +8,8 @@
 //! keeps every element within its bound and the wrapper in `lib.rs` never needs exceptions for
 //! `f32` tensors.
 //!
-//! Indices become tokens plus raw bits ([`token`]). Rows are grouped into a few classes, each
+//! Indices become tokens plus raw bits ([`token`]); a row far from zero relative to its step is
+//! coded relative to a centre index (see [`row_centre`]). Rows are grouped into a few classes, each
 //! with its own rANS model of the tokens ([`classes`]); the encoder tries 1 to
 //! [`Options::max_classes`] classes and keeps the smallest payload. The byte layout is specified
 //! in `docs/FORMAT.md` (section "quant (codec id 2)"), the measurements behind the design in
@@ -35,6 +36,8 @@ pub const MAX_CLASSES: u8 = 16;
 const STEP_SHARED: u8 = 0;
 /// Step mode byte: one step per row.
 const STEP_PER_ROW: u8 = 1;
+/// Step mode bit: the centre indices of the rows that have one follow the steps.
+const CENTRED: u8 = 2;
 
 /// Tuning knobs of the quantizer's encoder (the decoder needs none of them).
 #[derive(Debug, Clone, PartialEq)]
@@ -64,12 +67,13 @@ pub fn encode(values: &[f32], rows: usize, bounds: &[f32], options: &Options) ->
     let cols = values.len() / rows;
     let tokenizer = Tokenizer::DEFAULT;
     let steps: Vec<f32> = bounds.iter().map(|&b| step_of(b)).collect();
-    let indices = quantize(values, cols, bounds, &steps);
+    let centres = centres(values, cols, &steps);
+    let indices = quantize(values, cols, bounds, &steps, &centres);
     let plan = Plan::choose(&indices.histograms, options);
 
     let mut out = vec![VERSION];
     out.extend(tokenizer.params().map(|p| p as u8));
-    write_steps(&mut out, &steps);
+    write_steps(&mut out, &steps, &centres);
     plan.write(&mut out);
     out.put_block(&indices.raw);
     out.extend_from_slice(&code_symbols(rows, &indices.tokens, &plan));
@@ -98,7 +102,7 @@ pub fn decode_as<T: Copy>(
         return Err(CodecError::Unsupported("unknown quant payload version"));
     }
     let tokenizer = Tokenizer::new(r.u8()?.into(), r.u8()?.into(), r.u8()?.into())?;
-    let steps = read_steps(&mut r, rows)?;
+    let (steps, centres) = read_steps(&mut r, rows)?;
     let plan = Plan::read(&mut r, tokenizer.len())?;
     let bits = RawBits::new(r.block()?);
     let symbols = rans::Decoder::new(r.rest())?;
@@ -110,6 +114,7 @@ pub fn decode_as<T: Copy>(
         tables: plan.decode_tables(tokenizer),
         class_table: plan.class_model.as_ref().map(DecodeTable::new),
         steps,
+        centres,
         lsb: tokenizer.lsb(),
         symbols,
         bits,
@@ -129,6 +134,8 @@ struct RowDecoder<'a> {
     class_table: Option<DecodeTable>,
     /// One step per row, or one for all.
     steps: Vec<f32>,
+    /// One centre index per row, or none (all 0).
+    centres: Vec<i32>,
     lsb: u32,
     symbols: rans::Decoder<'a>,
     bits: RawBits<'a>,
@@ -199,6 +206,7 @@ impl RowDecoder<'_> {
             // The class model has one symbol per token model.
             let table = &self.tables[class];
             let step = self.steps[row.min(self.steps.len() - 1)];
+            let centre = self.centres.get(row).copied().unwrap_or(0);
             let mut left = cols;
             while left > 0 {
                 let run = left.min(RUN);
@@ -206,7 +214,12 @@ impl RowDecoder<'_> {
                 self.symbols.get_many(table, tokens);
                 self.bits.window(|bits| read(tokens, bits, self.lsb, z));
                 let start = out.len();
-                out.extend(z.iter().map(|&z| convert(token::unzigzag(z) as f32 * step)));
+                out.extend(z.iter().map(|&z| {
+                    // Valid centres and indices sum to at most `MAX_INDEX` in magnitude; a
+                    // corrupt sum wraps instead of overflowing.
+                    let q = token::unzigzag(z).wrapping_add(centre);
+                    convert(q as f32 * step)
+                }));
                 place_verbatim(tokens, z, self.lsb, &mut out[start..], convert);
                 left -= run;
             }
@@ -289,7 +302,13 @@ struct Indices {
     raw: Vec<u8>,
 }
 
-fn quantize(values: &[f32], cols: usize, bounds: &[f32], steps: &[f32]) -> Indices {
+fn quantize(
+    values: &[f32],
+    cols: usize,
+    bounds: &[f32],
+    steps: &[f32],
+    centres: &[i32],
+) -> Indices {
     let tokenizer = Tokenizer::DEFAULT;
     let split = SplitTable::default_layout();
     let mut histograms = RowHistograms::new(tokenizer.len());
@@ -299,14 +318,21 @@ fn quantize(values: &[f32], cols: usize, bounds: &[f32], steps: &[f32]) -> Indic
     let mut quick = [0i32; QUICK_RUN];
     for (r, (&step, &bound)) in steps.iter().zip(bounds).enumerate() {
         let cell = Cell::new(step, bound);
+        let centre = centres.get(r).copied().unwrap_or(0);
         for run in values[r * cols..(r + 1) * cols].chunks(QUICK_RUN) {
             let quick = &mut quick[..run.len()];
             cell.quick_indices(run, quick);
+            // Indices are coded relative to the row's centre; one too far from it is verbatim.
+            if centre != 0 {
+                recentre(quick, centre);
+            }
             for (&v, &q) in run.iter().zip(&*quick) {
                 let q = if q != NOT_QUICK {
                     Some(q)
                 } else {
                     cell.index_of(v)
+                        .map(|q| q - centre)
+                        .filter(|q| q.unsigned_abs() <= MAX_INDEX)
                 };
                 let token = match q {
                     Some(q) => {
@@ -330,6 +356,19 @@ fn quantize(values: &[f32], cols: usize, bounds: &[f32], steps: &[f32]) -> Indic
         tokens,
         histograms,
         raw: raw.finish(),
+    }
+}
+
+/// Subtracts `centre` from the indices of [`Cell::quick_indices`]; an index that ends up
+/// beyond [`MAX_INDEX`] becomes [`NOT_QUICK`] (and, recomputed, verbatim).
+fn recentre(quick: &mut [i32], centre: i32) {
+    for q in quick {
+        let centred = q.wrapping_sub(centre);
+        *q = if *q != NOT_QUICK && centred.unsigned_abs() <= MAX_INDEX {
+            centred
+        } else {
+            NOT_QUICK
+        };
     }
 }
 
@@ -431,21 +470,101 @@ fn within(v: f32, approx: f32, bound: f32) -> bool {
     (v as f64 - approx as f64).abs() <= bound as f64
 }
 
-/// Writes the steps: one shared step if all rows have the same, else one per row.
-fn write_steps(out: &mut Vec<u8>, steps: &[f32]) {
-    let shared = steps.windows(2).all(|w| w[0].to_bits() == w[1].to_bits());
-    if shared {
-        out.push(STEP_SHARED);
-        out.put_f32(steps.first().copied().unwrap_or(0.0));
+/// Raw bits a row's centre must save (by the estimate of [`row_centre`]) to be coded: about
+/// three times what the centre itself costs.
+const CENTRE_GAIN_BITS: f64 = 64.0;
+
+/// The centre index of every row, or none (empty) when no row has one.
+///
+/// Indices are coded around 0, which suits rows centred near zero (trained weight matrices),
+/// but a row far from zero relative to its step pays the raw bits of its large indices however
+/// few distinct ones it has. Such a row is coded relative to its mean index, its centre.
+fn centres(values: &[f32], cols: usize, steps: &[f32]) -> Vec<i32> {
+    if cols == 0 {
+        return Vec::new();
+    }
+    let centres: Vec<i32> = values
+        .chunks_exact(cols)
+        .zip(steps)
+        .map(|(row, &step)| row_centre(row, step))
+        .collect();
+    if centres.iter().all(|&c| c == 0) {
+        return Vec::new();
+    }
+    centres
+}
+
+/// The centre index of one row, or 0. A row's indices spread over about `w = 2 std / step + 1`
+/// around its mean index `c`; a large index carries about `log2 |z|` raw bits, so coding the
+/// row relative to `c` saves about `cols * log2(|c| / w)` bits (the tokens keep small
+/// indices, below 16, without raw bits). The centre is kept when that saves at least
+/// [`CENTRE_GAIN_BITS`]. No row of the shared models qualifies: the rows furthest from zero
+/// are the nine weights of depthwise convolution kernels, spread about as widely as their
+/// mean lies from zero.
+fn row_centre(row: &[f32], step: f32) -> i32 {
+    let (mean, std) = sampled_mean_and_std(row);
+    let step = f64::from(step);
+    let centre = (mean / step).round();
+    let spread = (2.0 * std / step + 1.0).max(16.0);
+    let saved = row.len() as f64 * (centre.abs() / spread).log2();
+    if saved >= CENTRE_GAIN_BITS && centre.abs() <= f64::from(MAX_INDEX) {
+        centre as i32
     } else {
-        out.push(STEP_PER_ROW);
-        steps.iter().for_each(|&s| out.put_f32(s));
+        0
     }
 }
 
-/// Reads what [`write_steps`] wrote for `rows` rows (a non-empty vector).
-fn read_steps(r: &mut ByteReader<'_>, rows: usize) -> Result<Vec<f32>, CodecError> {
-    let count = match r.u8()? {
+/// Values of a row that [`row_centre`] looks at, evenly spaced: whether to centre a row needs
+/// only rough statistics, and a pass over every value cost the encoder 4% of its instructions.
+const CENTRE_SAMPLE: usize = 64;
+
+/// Mean and standard deviation of about [`CENTRE_SAMPLE`] evenly spaced values of `row` (not
+/// empty), from differences to its first value (which avoids the cancellation of
+/// `E[v^2] - E[v]^2` on rows far from zero).
+fn sampled_mean_and_std(row: &[f32]) -> (f64, f64) {
+    let shift = f64::from(row[0]);
+    let (mut n, mut sum, mut sum_sq) = (0.0, 0.0, 0.0);
+    for &v in row.iter().step_by((row.len() / CENTRE_SAMPLE).max(1)) {
+        let d = f64::from(v) - shift;
+        n += 1.0;
+        sum += d;
+        sum_sq += d * d;
+    }
+    let mean = sum / n;
+    let variance = (sum_sq / n - mean * mean).max(0.0);
+    (shift + mean, variance.sqrt())
+}
+
+/// Writes the step mode, the steps (one shared step if all rows have the same, else one per
+/// row) and the rows' non-zero centres, if any.
+fn write_steps(out: &mut Vec<u8>, steps: &[f32], centres: &[i32]) {
+    let shared = steps.windows(2).all(|w| w[0].to_bits() == w[1].to_bits());
+    let centred = if centres.is_empty() { 0 } else { CENTRED };
+    if shared {
+        out.push(STEP_SHARED | centred);
+        out.put_f32(steps.first().copied().unwrap_or(0.0));
+    } else {
+        out.push(STEP_PER_ROW | centred);
+        steps.iter().for_each(|&s| out.put_f32(s));
+    }
+    if centres.is_empty() {
+        return;
+    }
+    let centred_rows = || centres.iter().enumerate().filter(|(_, &c)| c != 0);
+    out.put_varint(centred_rows().count() as u64);
+    let mut next = 0;
+    for (row, &c) in centred_rows() {
+        out.put_varint((row - next) as u64);
+        out.put_varint_signed(c.into());
+        next = row + 1;
+    }
+}
+
+/// Reads what [`write_steps`] wrote for `rows` rows: the steps (a non-empty vector) and the
+/// centre of every row (empty when there are none).
+fn read_steps(r: &mut ByteReader<'_>, rows: usize) -> Result<(Vec<f32>, Vec<i32>), CodecError> {
+    let mode = r.u8()?;
+    let count = match mode & !CENTRED {
         STEP_SHARED => 1,
         STEP_PER_ROW => rows,
         _ => return Err(CodecError::Corrupt("unknown quant step mode")),
@@ -457,7 +576,29 @@ fn read_steps(r: &mut ByteReader<'_>, rows: usize) -> Result<Vec<f32>, CodecErro
     if steps.iter().any(|s| !(s.is_finite() && *s >= 0.0)) {
         return Err(CodecError::Corrupt("quant step is negative or not finite"));
     }
-    Ok(steps)
+    if mode & CENTRED == 0 {
+        return Ok((steps, Vec::new()));
+    }
+    let centred = r.varint()?;
+    if centred == 0 || centred > rows as u64 {
+        return Err(CodecError::Corrupt("quant centre count out of range"));
+    }
+    let mut centres = vec![0; rows];
+    let mut next = 0u64;
+    for _ in 0..centred {
+        let row = next.saturating_add(r.varint()?);
+        let c = r.varint_signed()?;
+        let slot = usize::try_from(row)
+            .ok()
+            .and_then(|row| centres.get_mut(row));
+        match slot {
+            Some(slot) if c != 0 && c.unsigned_abs() <= u64::from(MAX_INDEX) => *slot = c as i32,
+            Some(_) => return Err(CodecError::Corrupt("quant centre index out of range")),
+            None => return Err(CodecError::Corrupt("quant centre row out of range")),
+        }
+        next = row + 1;
+    }
+    Ok((steps, centres))
 }
 
 /// The row classes and their token models.

@@ -44,6 +44,8 @@ enum Kind {
     Subnormal,
     NearMax,
     AnyBits,
+    /// Far from zero relative to the spread: rows the encoder codes around a centre.
+    Offset,
 }
 
 fn kinds() -> impl Strategy<Value = Kind> {
@@ -56,6 +58,7 @@ fn kinds() -> impl Strategy<Value = Kind> {
         Just(Kind::Subnormal),
         Just(Kind::NearMax),
         Just(Kind::AnyBits),
+        Just(Kind::Offset),
     ]
 }
 
@@ -70,6 +73,7 @@ fn sample(kind: Kind, scale: f64, rng: &mut Rng) -> f32 {
         Kind::Subnormal => 1e-40 * rng.gaussian(),
         Kind::NearMax => f32::MAX as f64 * (2.0 * rng.unit() - 1.0),
         Kind::AnyBits => f32::from_bits(rng.next_u64() as u32) as f64,
+        Kind::Offset => scale * (1.0 + 1e-4 * rng.gaussian()),
     };
     let v = v as f32;
     if v.is_finite() {
@@ -215,6 +219,61 @@ proptest! {
         let payload = encode(&values, rows, &bounds, &Options::default());
         let cut = cut % payload.len();
         prop_assert!(decode(&payload[..cut], rows, values.len() / rows).is_err());
+    }
+}
+
+#[test]
+fn quant_rows_far_from_zero_are_coded_around_their_centre() {
+    let (rows, cols) = (6, 4096);
+    let offsets = [0.0, 0.0, 1.0, 0.0, 0.0, -1000.0];
+    let mut rng = Rng(7);
+    let noise: Vec<f64> = (0..rows * cols).map(|_| 2e-3 * rng.gaussian()).collect();
+    let values: Vec<f32> = (0..rows * cols)
+        .map(|i| (offsets[i / cols] + noise[i]) as f32)
+        .collect();
+    let bounds = [5e-4f32; 6];
+    let payload = encode(&values, rows, &bounds, &Options::default());
+    let decoded = decode(&payload, rows, cols).unwrap();
+    for (i, (&v, &d)) in values.iter().zip(&decoded).enumerate() {
+        assert!(within(v, d, bounds[i / cols]), "value {i}: {v} vs {d}");
+    }
+    // The same rows moved to zero: about the same size (two centres more).
+    let around_zero: Vec<f32> = noise.iter().map(|&v| v as f32).collect();
+    let plain = encode(&around_zero, rows, &bounds, &Options::default());
+    assert!(
+        payload.len() <= plain.len() + plain.len() / 50,
+        "{} bytes with offsets, {} without",
+        payload.len(),
+        plain.len()
+    );
+}
+
+#[test]
+fn quant_centres_are_read_or_rejected() {
+    let header = |fields: &[u64]| {
+        let mut bytes = vec![STEP_SHARED | CENTRED];
+        bytes.put_f32(1e-3);
+        fields.iter().for_each(|&v| bytes.put_varint(v));
+        bytes
+    };
+    let read = |bytes: Vec<u8>| read_steps(&mut ByteReader::new(&bytes), 4);
+    // Two centred rows: row 1 at +3 (zigzag 6), row 3 at -2 (zigzag 3).
+    let (steps, centres) = read(header(&[2, 1, 6, 1, 3])).unwrap();
+    assert_eq!(steps, vec![1e-3]);
+    assert_eq!(centres, vec![0, 3, 0, -2]);
+    let max = 2 * u64::from(MAX_INDEX);
+    for (fields, what) in [
+        (&[0][..], "no centred row"),
+        (
+            &[5, 0, 2, 0, 2, 0, 2, 0, 2, 0, 2],
+            "more centred rows than rows",
+        ),
+        (&[1, 4, 2], "a row past the last"),
+        (&[1, 0, 0], "a zero centre"),
+        (&[1, 0, max + 2], "a centre beyond the largest index"),
+        (&[2, 0, 2], "a missing centre"),
+    ] {
+        assert!(read(header(fields)).is_err(), "{what}");
     }
 }
 
