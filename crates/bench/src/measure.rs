@@ -1,4 +1,4 @@
-//! Wall-clock timing on fixed-size thread pools, medians, and the peak memory of a child
+//! Wall-clock timing on fixed-size thread pools, CPU time per call, medians, and the peak memory of a child
 //! process.
 
 use std::ffi::OsString;
@@ -23,6 +23,35 @@ pub(crate) fn timed_in_pool<T: Send>(
         let out = f();
         (out, start.elapsed().as_secs_f64())
     }))
+}
+
+/// Calls `f` until the calls have used at least `min_seconds` of this thread's CPU time (wall
+/// time where `/proc/thread-self/schedstat` is missing) and returns the last result with the
+/// seconds per call. CPU time keeps the figures meaningful on a machine shared with other jobs;
+/// the thread's clock advances in scheduler ticks (4 ms here), so a single short call cannot be
+/// timed.
+pub(crate) fn cpu_seconds_per_call<T>(min_seconds: f64, mut f: impl FnMut() -> T) -> (T, f64) {
+    let wall = Instant::now();
+    let thread_seconds = || {
+        std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+            .map(|ns| ns * 1e-9)
+    };
+    let start = thread_seconds();
+    let spent = || match (start, thread_seconds()) {
+        (Some(a), Some(b)) => b - a,
+        _ => wall.elapsed().as_secs_f64(),
+    };
+    let mut calls = 0u32;
+    loop {
+        let out = f();
+        calls += 1;
+        let seconds = spent();
+        if seconds >= min_seconds {
+            return (out, seconds / f64::from(calls));
+        }
+    }
 }
 
 /// The median of `values` (the mean of the middle two for an even count; 0 when empty).

@@ -17,6 +17,7 @@ use rayon::prelude::*;
 
 use crate::accuracy::{stem, Data, Evaluator, Measured};
 use crate::machine::{today, versions};
+use crate::measure::cpu_seconds_per_call;
 use crate::{BenchError, Machine, MatrixRow, ModelRow, ScalingRow, SweepRow, ThesisFile};
 
 /// Images evaluated per model by default (each of the ~23 distinct configurations per model
@@ -477,9 +478,11 @@ fn scaling(p: f64) -> Result<Vec<ScalingRow>, BenchError> {
         let values = gaussian(64 * n, 0.02);
         let bounds = vec![p as f32; 64];
         let options = Options::default();
-        let (payload, encode) =
-            cpu_seconds_per_call(|| pwl::encode(&values, 64, &bounds, &options));
-        let (decoded, decode) = cpu_seconds_per_call(|| pwl::decode(&payload, 64, n));
+        let (payload, encode) = cpu_seconds_per_call(MIN_CPU_SECONDS, || {
+            pwl::encode(&values, 64, &bounds, &options)
+        });
+        let (decoded, decode) =
+            cpu_seconds_per_call(MIN_CPU_SECONDS, || pwl::decode(&payload, 64, n));
         decoded.map_err(|source| BenchError::Codec {
             model: "gaussian".to_string(),
             tensor: format!("64x{n}"),
@@ -493,35 +496,6 @@ fn scaling(p: f64) -> Result<Vec<ScalingRow>, BenchError> {
         });
     }
     Ok(out)
-}
-
-/// Calls `f` until the calls have used at least [`MIN_CPU_SECONDS`] of this thread's CPU time
-/// (wall time where `/proc/thread-self/schedstat` is missing) and returns the last result
-/// with the seconds per call. CPU time keeps the figures meaningful on a machine shared with
-/// other jobs; the thread's clock advances in scheduler ticks (4 ms here), so a single short
-/// call cannot be timed.
-fn cpu_seconds_per_call<T>(mut f: impl FnMut() -> T) -> (T, f64) {
-    let wall = std::time::Instant::now();
-    let thread_seconds = || {
-        std::fs::read_to_string("/proc/thread-self/schedstat")
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
-            .map(|ns| ns * 1e-9)
-    };
-    let start = thread_seconds();
-    let spent = || match (start, thread_seconds()) {
-        (Some(a), Some(b)) => b - a,
-        _ => wall.elapsed().as_secs_f64(),
-    };
-    let mut calls = 0u32;
-    loop {
-        let out = f();
-        calls += 1;
-        let seconds = spent();
-        if seconds >= MIN_CPU_SECONDS {
-            return (out, seconds / f64::from(calls));
-        }
-    }
 }
 
 /// CPU time each figure of the row-length table is measured over.

@@ -330,9 +330,7 @@ fn quantize(
                 let q = if q != NOT_QUICK {
                     Some(q)
                 } else {
-                    cell.index_of(v)
-                        .map(|q| q - centre)
-                        .filter(|q| q.unsigned_abs() <= MAX_INDEX)
+                    cell.index_of(v).and_then(|q| centred(q, centre))
                 };
                 let token = match q {
                     Some(q) => {
@@ -359,16 +357,18 @@ fn quantize(
     }
 }
 
+/// `q` relative to the row's centre, if that is within [`MAX_INDEX`] (else the value is
+/// verbatim).
+#[inline]
+fn centred(q: i32, centre: i32) -> Option<i32> {
+    Some(q - centre).filter(|c| c.unsigned_abs() <= MAX_INDEX)
+}
+
 /// Subtracts `centre` from the indices of [`Cell::quick_indices`]; an index that ends up
 /// beyond [`MAX_INDEX`] becomes [`NOT_QUICK`] (and, recomputed, verbatim).
 fn recentre(quick: &mut [i32], centre: i32) {
-    for q in quick {
-        let centred = q.wrapping_sub(centre);
-        *q = if *q != NOT_QUICK && centred.unsigned_abs() <= MAX_INDEX {
-            centred
-        } else {
-            NOT_QUICK
-        };
+    for q in quick.iter_mut().filter(|q| **q != NOT_QUICK) {
+        *q = centred(*q, centre).unwrap_or(NOT_QUICK);
     }
 }
 
