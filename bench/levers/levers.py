@@ -1,17 +1,19 @@
-"""Measures two levers `pwlc tune` does not use, on the shared CNNs, with onnxruntime.
+"""Measures levers `pwlc tune` does not use, on the shared CNNs, with onnxruntime.
 
 1. Bias correction. A layer's weight error `dW` shifts its mean output by `dW . E[x]`, where
    `E[x]` is the mean of its input over the data. Subtracting that shift from the (exactly
    stored) bias removes the systematic part of the error. The input means are measured on the
    calibration half; the result is judged on the held-out half.
-2. Bounds per row within a tensor. Starting from the bounds `pwlc tune` chose (one per tensor,
-   from `target/tune/MODEL-quant.json`, times `--scale`), each row (output channel) gets the
-   tensor's bound times a factor, normalised so that the mean log bound of the tensor is
-   unchanged (at high rate the coded size depends only on it, so every variant has the same size
-   to first order). Factors: `rms^a` of the row; the row's input energy (depthwise convolutions,
-   whose rows each see one input channel); the energy of the weights that read the row's output
-   downstream; and combinations. Each variant is judged by the KL divergence and the top-1
-   agreement with the original on both halves.
+2. Bounds per row (or per column) within a tensor. Starting from the bounds `pwlc tune` chose
+   (one per tensor, from `target/tune/MODEL-quant.json`, times `--scale`), each row (output
+   channel) gets the tensor's bound times a factor, normalised so that the mean log bound of the
+   tensor is unchanged (at high rate the coded size depends only on it, so every variant has the
+   same size to first order). Factors: `rms^a` of the row; the row's input energy (depthwise
+   convolutions, whose rows each see one input channel); the energy of the weights that read the
+   row's output downstream; and combinations. Each variant is judged by the KL divergence and
+   the top-1 agreement with the original on both halves. The `columns` variants scale each
+   weight of a dense Conv or Gemm by its input channel's `E[x^2]^-1/2` instead (bounds per input
+   channel, as activation-aware quantizers weigh them).
 
 Weights are rounded to the grid of step `2 e` (the quant codec's reconstruction; the entropy coder
 does not change them). Images: the shared ImageNet sample, preprocessed as models.json says (PIL
@@ -19,6 +21,7 @@ bilinear resize of the shorter side, centre crop), split like `pwlc tune` (items
 calibrate, 1, 3, 5, ... are held out).
 
 Usage: python levers.py MODEL [--bounds 1e-3,2e-3] [--scale 2] [--shared DIR] [--tune-dir DIR]
+                        [--variants uniform,columns] [--skip-bias]
 """
 
 import argparse
@@ -191,9 +194,33 @@ def downstream_energy(model, node):
     return energy
 
 
+def column_factors(model, node, shape, variant, input_energy):
+    """Bound factor of every weight from the energy of the input it multiplies (before normalising).
+
+    For a dense Conv (group 1) or Gemm, weight `W[o, i, ...]` multiplies input channel `i`, so
+    its error adds `E[x_i^2] dW^2` to the output's mean square: bounds `~ E[x_i^2]^-1/2` equalise
+    that. Depthwise Conv rows see one channel each (the `input` row variant covers them).
+    """
+    factors = np.ones(shape)
+    if "columns" not in variant or node is None:
+        return factors
+    energy = input_energy.get(node.input[0])
+    if energy is None:
+        return factors
+    energy = np.maximum(energy, energy.mean() * 1e-3 + 1e-12) ** -0.5
+    if node.op_type == "Conv" and attribute(node, "group", 1) == 1 and shape[1] == len(energy):
+        return factors * energy.reshape((1, -1) + (1,) * (len(shape) - 2))
+    if node.op_type == "Gemm" and len(shape) == 2:
+        if attribute(node, "transB", 0) and shape[1] == len(energy):
+            return factors * energy[None, :]
+        if not attribute(node, "transB", 0) and shape[0] == len(energy):
+            return factors * energy[:, None]
+    return factors
+
+
 def row_factors(model, node, rows, variant, input_energy):
     """Bound factor of every row of a tensor for one allocation variant (before normalising)."""
-    if variant == "uniform" or node is None:
+    if variant in ("uniform", "columns") or node is None:
         return np.ones(len(rows))
     if variant.startswith("rms^"):
         return (np.sqrt((rows.astype(np.float64) ** 2).mean(1)) + 1e-12) ** float(variant[4:])
@@ -208,13 +235,17 @@ def row_factors(model, node, rows, variant, input_energy):
     return sensitivity ** -0.5
 
 
-def row_bounds(model, calibration, held_out, tuned, scale):
+VARIANTS = ["uniform", "rms^0.5", "rms^-0.5", "input", "downstream", "input+downstream", "columns",
+            "input+columns"]
+
+
+def row_bounds(model, calibration, held_out, tuned, scale, only=None):
     by_weight = {n.input[1]: n for n in model.layers()}
     input_energy = model.channel_moments(
         list(dict.fromkeys(n.input[0] for n in by_weight.values())), calibration[:100], 2
     )
     references = [model.logits({}, half) for half in (calibration, held_out)]
-    variants = ["uniform", "rms^0.5", "rms^-0.5", "input", "downstream", "input+downstream"]
+    variants = VARIANTS if only is None else only
     print(f"| rows' bounds (tuned bounds x {scale:g}) | calibration half | held-out half |")
     print("|---|---|---|")
     for variant in variants:
@@ -222,9 +253,11 @@ def row_bounds(model, calibration, held_out, tuned, scale):
         for tensor in tuned:
             name, weights = tensor["name"], model.weights[tensor["name"]]
             rows = weights.reshape(weights.shape[0], -1)
-            factors = row_factors(model, by_weight.get(name), rows, variant, input_energy)
+            node = by_weight.get(name)
+            factors = row_factors(model, node, rows, variant, input_energy)[:, None] * np.ones_like(rows)
+            factors = factors * column_factors(model, node, weights.shape, variant, input_energy).reshape(rows.shape)
             factors = factors / np.exp(np.mean(np.log(factors)))
-            bound = tensor["bound"] * scale * factors[:, None]
+            bound = tensor["bound"] * scale * factors
             replaced[name] = quantized(rows, bound).reshape(weights.shape)
         results = [
             compare(reference, model.logits(replaced, half))
@@ -240,18 +273,22 @@ def main():
     parser.add_argument("--scale", type=float, default=2.0)
     parser.add_argument("--shared", type=pathlib.Path, default=ROOT.parent / "shared")
     parser.add_argument("--tune-dir", type=pathlib.Path, default=ROOT / "target" / "tune")
+    parser.add_argument("--variants", help=f"comma-separated subset of {','.join(VARIANTS)}")
+    parser.add_argument("--skip-bias", action="store_true", help="only the per-row/column part")
     args = parser.parse_args()
     config = json.loads((args.shared / "models" / "models.json").read_text())[args.model]
     model = Model(str(args.shared / "models" / config["onnx"]))
     images = load_images(args.shared, config)
     calibration, held_out = images[0::2], images[1::2]
-    print(f"## {args.model}: bias correction\n")
-    bias_correction(model, calibration, held_out, [float(b) for b in args.bounds.split(",")])
+    if not args.skip_bias:
+        print(f"## {args.model}: bias correction\n")
+        bias_correction(model, calibration, held_out, [float(b) for b in args.bounds.split(",")])
     tuned_path = args.tune_dir / f"{args.model}-quant.json"
     if tuned_path.exists():
         tuned = json.loads(tuned_path.read_text())["tuned"]["tensors"]
         print(f"\n## {args.model}: bounds per row\n")
-        row_bounds(model, calibration, held_out, tuned, args.scale)
+        only = args.variants.split(",") if args.variants else None
+        row_bounds(model, calibration, held_out, tuned, args.scale, only)
     else:
         print(f"\n{tuned_path} not found: run scripts/tune.sh for the per-row experiment")
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Measures bias correction and per-row bounds (levers.py) on the shared CNNs, in the anchors venv.
+# Measures bias correction and per-row/per-column bounds (levers.py) on the shared CNNs, in the
+# anchors venv.
 # Usage: bench/levers/run.sh [MODEL...]   (default: mobilenet_v2 efficientnet_lite0)
 # The per-row part starts from the tuned bounds of scripts/tune.sh (target/tune/MODEL-quant.json).
 set -euo pipefail

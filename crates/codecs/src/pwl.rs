@@ -246,16 +246,6 @@ impl Fits {
         }
         fits
     }
-
-    /// Per group: its range of values, its pieces and its bound.
-    fn iter(&self) -> impl Iterator<Item = (Range<usize>, &[Piece], f32)> + '_ {
-        let starts = std::iter::once(0).chain(self.piece_ends.iter().copied());
-        self.groups
-            .ranges()
-            .zip(starts.zip(&self.piece_ends))
-            .zip(&self.bounds)
-            .map(|((range, (start, &end)), &bound)| (range, &self.pieces[start..end], bound))
-    }
 }
 
 /// Reserves room in `items`, which holds the items of the first of `groups` groups, for as
@@ -322,9 +312,9 @@ struct Plan {
 
 impl Plan {
     fn new(values: &[f32], rows: usize, bounds: &[f32], options: &Options) -> Plan {
-        let fits = Fits::new(values, rows, bounds, options);
+        let mut fits = Fits::new(values, rows, bounds, options);
         let table = slope_table(&fits, options);
-        let placed = place_all(&fits, &table, options.merge());
+        let placed = place_all(&mut fits, &table, options.merge());
         Plan {
             fits,
             table,
@@ -333,11 +323,11 @@ impl Plan {
     }
 
     /// The values the decoder gives back, in storage order: the placement's decoded values
-    /// (in the decoder's arithmetic), put back in place by the sort order. Each group is
-    /// permuted within the placement's own buffer, through a copy of the group, rather than
-    /// into a new buffer as large as the tensor.
+    /// (in the decoder's arithmetic, left in `fits.sorted`), put back in place by the sort
+    /// order. Each group is permuted within that buffer, through a copy of the group, rather
+    /// than into a new buffer as large as the tensor.
     fn into_reconstruction(self) -> Vec<f32> {
-        let mut values = self.placed.decoded;
+        let mut values = self.fits.sorted;
         let mut sorted = Vec::new();
         for range in self.fits.groups.ranges() {
             sorted.clear();
@@ -381,31 +371,35 @@ fn slope_table(fits: &Fits, options: &Options) -> slopes::SlopeTable {
 struct Placed {
     segments: Vec<Segment>,
     steps: Vec<f32>,
-    /// Per group, in sorted order: the values the decoder gives back.
-    decoded: Vec<f32>,
 }
 
-fn place_all(fits: &Fits, table: &slopes::SlopeTable, pm: f64) -> Placed {
+/// Places the segments of every group; each group's sorted values in `fits.sorted` become the
+/// values the decoder gives back for them.
+fn place_all(fits: &mut Fits, table: &slopes::SlopeTable, pm: f64) -> Placed {
     let mut ids = table.ids.iter();
     // At least one segment per piece; splits are few.
     let pieces = fits.pieces.len();
-    let mut placer = Placer::with_capacity(fits.sorted.len(), pieces.saturating_add(pieces / 8));
+    let mut placer = Placer::with_capacity(pieces.saturating_add(pieces / 8));
     let mut steps = Vec::with_capacity(fits.groups.count());
-    for (range, pieces, bound) in fits.iter() {
+    let starts = std::iter::once(0).chain(fits.piece_ends.iter().copied());
+    let groups = fits
+        .sorted
+        .chunks_mut(fits.groups.size)
+        .zip(starts.zip(&fits.piece_ends))
+        .zip(&fits.bounds);
+    for ((sorted, (start, &end)), &bound) in groups {
         let q = (2.0 * pm * bound as f64) as f32;
-        placer.next_group(&fits.sorted[range], bound, q);
-        for piece in pieces {
+        placer.next_group(sorted, bound, q);
+        for piece in &fits.pieces[start..end] {
             let id = ids.next().copied().unwrap_or(0);
             let slope = table.values.get(id as usize).copied().unwrap_or(0.0);
             placer.place(piece.start as usize, piece.len as usize, slope, id);
         }
         steps.push(q);
     }
-    let (segments, decoded) = placer.finish();
     Placed {
-        segments,
+        segments: placer.finish(),
         steps,
-        decoded,
     }
 }
 
@@ -423,7 +417,7 @@ fn parameters(segments: &[Segment], shared: bool) -> impl Iterator<Item = [u64; 
             1
         };
         previous = Some(s.slope_id);
-        let intercept = match s.intercept {
+        let intercept = match s.intercept() {
             Intercept::Literal(_) => 0,
             Intercept::Steps(k) => 1 + stream::zigzag(k),
         };
@@ -475,7 +469,7 @@ fn write_payload(plan: &Plan, options: &Options, stats: &mut Stats) -> Vec<u8> {
             .collect();
         for (p, s) in params.zip(all) {
             (0..3).for_each(|k| writers[k].put(&mut w, p[k]));
-            if let Intercept::Literal(v) = s.intercept {
+            if let Intercept::Literal(v) = s.intercept() {
                 w.write(v.to_bits() as u64, 32);
             }
         }
@@ -489,7 +483,7 @@ fn write_payload(plan: &Plan, options: &Options, stats: &mut Stats) -> Vec<u8> {
     stats.segments = all.len();
     stats.literals = all
         .iter()
-        .filter(|s| matches!(s.intercept, Intercept::Literal(_)))
+        .filter(|s| matches!(s.intercept(), Intercept::Literal(_)))
         .count();
     stats.header_bytes = out.len();
     stats.segment_bytes = segment_bytes.len();

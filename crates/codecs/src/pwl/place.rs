@@ -19,15 +19,47 @@ pub enum Intercept {
     Literal(f32),
 }
 
-/// A placed segment.
+/// A placed segment, in 16 bytes: a tensor's segments are held until the payload is written,
+/// and a large tensor has millions (an enum field would make it 24).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Segment {
     /// Number of ranks covered (groups hold fewer than 2^32 values).
     pub len: u32,
     /// Slope table entry.
     pub slope_id: u32,
-    /// Stored first value.
-    pub intercept: Intercept,
+    /// The intercept: a step count (at most [`MAX_STEPS`] in magnitude), or [`LITERAL`] plus a
+    /// literal's bits.
+    intercept: i64,
+}
+
+/// Marks a literal in [`Segment`]'s intercept field: above every storable step count.
+const LITERAL: i64 = 1 << 62;
+
+impl Segment {
+    /// A segment of `len` ranks with slope entry `slope_id` and first value `intercept`.
+    pub fn new(len: u32, slope_id: u32, intercept: Intercept) -> Segment {
+        let intercept = match intercept {
+            Intercept::Steps(k) => {
+                debug_assert!(k.unsigned_abs() <= MAX_STEPS as u64);
+                k
+            }
+            Intercept::Literal(v) => LITERAL | i64::from(v.to_bits()),
+        };
+        Segment {
+            len,
+            slope_id,
+            intercept,
+        }
+    }
+
+    /// How the segment's first value is stored.
+    pub fn intercept(&self) -> Intercept {
+        if self.intercept >= LITERAL {
+            Intercept::Literal(f32::from_bits(self.intercept as u32))
+        } else {
+            Intercept::Steps(self.intercept)
+        }
+    }
 }
 
 /// Value of a segment at offset `j`, exactly as decoded.
@@ -118,20 +150,22 @@ impl Expander {
 
 /// Places segments over sorted groups, one after the other, and tracks the prediction between
 /// the segments of a group.
+///
+/// When a group is done, its sorted values are replaced by the values the decoder gives back
+/// for its segments: a large tensor's reconstruction then needs no buffer of its own.
 #[derive(Debug, Default)]
 pub struct Placer<'a> {
-    sorted: &'a [f32],
+    /// The current group's sorted values; its decoded values when the group is done.
+    sorted: &'a mut [f32],
     bound: f64,
     /// Intercept grid step; 0 means every intercept is a literal.
     q: f32,
     prediction: f32,
     /// Segments placed so far, of all groups.
     pub segments: Vec<Segment>,
-    /// The values the decoder gives back for the segments placed so far, group after group in
-    /// sorted order, followed by [`BLOCK`] spare slots (see [`Placer::finish`]).
+    /// The values the decoder gives back for the current group's segments placed so far,
+    /// followed by [`BLOCK`] spare slots ([`fill`] may write that far past a segment).
     decoded: Vec<f32>,
-    /// Where the current group starts in `decoded`.
-    base: usize,
 }
 
 /// Feasible intercepts of a run for a fixed slope: `[lo, hi]`.
@@ -162,36 +196,38 @@ struct Fit {
 const NEAR_STEPS: f64 = (1u64 << 39) as f64;
 
 impl<'a> Placer<'a> {
-    /// A placer with room for the `values` values of all its groups and for `segments`
-    /// segments, so that neither buffer grows by doubling (which copies it and touches fresh
-    /// memory) on a large tensor.
-    pub fn with_capacity(values: usize, segments: usize) -> Placer<'a> {
+    /// A placer with room for `segments` segments, so that the buffer does not grow by
+    /// doubling (which copies it and touches fresh memory) on a large tensor.
+    pub fn with_capacity(segments: usize) -> Placer<'a> {
         Placer {
             segments: Vec::with_capacity(segments),
-            decoded: Vec::with_capacity(values.saturating_add(BLOCK)),
             ..Placer::default()
         }
     }
 
-    /// Starts the next group: `sorted` values with error bound `bound` and grid step `q`. The
-    /// segments placed so far are kept.
-    pub fn next_group(&mut self, sorted: &'a [f32], bound: f32, q: f32) {
-        // The previous group's spare slots become this group's first values.
-        self.base = self.decoded.len().saturating_sub(BLOCK);
-        self.decoded.truncate(self.base);
-        self.decoded.resize(self.base + sorted.len() + BLOCK, 0.0);
+    /// Starts the next group: `sorted` values with error bound `bound` and grid step `q`, which
+    /// the placer replaces with their decoded values when the group is done (at the next call
+    /// or [`Placer::finish`]). The segments placed so far are kept.
+    pub fn next_group(&mut self, sorted: &'a mut [f32], bound: f32, q: f32) {
+        self.end_group();
+        self.decoded.clear();
+        self.decoded.resize(sorted.len() + BLOCK, 0.0);
         self.sorted = sorted;
         self.bound = bound as f64;
         self.q = if q.is_finite() && q > 0.0 { q } else { 0.0 };
         self.prediction = 0.0;
     }
 
-    /// The segments placed, and the values the decoder gives back for them: every group's, in
-    /// sorted order, one after the other.
-    pub fn finish(mut self) -> (Vec<Segment>, Vec<f32>) {
-        self.decoded
-            .truncate(self.decoded.len().saturating_sub(BLOCK));
-        (self.segments, self.decoded)
+    /// Replaces the current group's sorted values by their decoded values.
+    fn end_group(&mut self) {
+        let n = self.sorted.len();
+        self.sorted.copy_from_slice(&self.decoded[..n]);
+    }
+
+    /// The segments placed (the groups' values are now their decoded values).
+    pub fn finish(mut self) -> Vec<Segment> {
+        self.end_group();
+        self.segments
     }
 
     /// Covers ranks `start..start + len` with segments of slope `slope` (table entry `id`).
@@ -214,11 +250,8 @@ impl<'a> Placer<'a> {
             } else {
                 walk
             };
-            self.segments.push(Segment {
-                len: fit.len as u32,
-                slope_id: id,
-                intercept: fit.intercept,
-            });
+            self.segments
+                .push(Segment::new(fit.len as u32, id, fit.intercept));
             self.prediction = eval(fit.first, slope, fit.len);
             at += fit.len;
         }
@@ -253,7 +286,7 @@ impl<'a> Placer<'a> {
         while len > 0 {
             let intercept = self.choose(window, steps);
             let first = first_value(intercept, self.prediction, self.q);
-            let out = &mut self.decoded[self.base + at..];
+            let out = &mut self.decoded[at..];
             fill(out, len, first, slope);
             match first_miss(&ys[..len], &out[..len], self.bound) {
                 None => {
@@ -275,7 +308,7 @@ impl<'a> Placer<'a> {
             }
         }
         // The decoder evaluates a literal like any other first value.
-        fill(&mut self.decoded[self.base + at..], 1, ys[0], slope);
+        fill(&mut self.decoded[at..], 1, ys[0], slope);
         Fit {
             len: 1,
             intercept: Intercept::Literal(ys[0]),
@@ -435,7 +468,7 @@ mod tests {
         let mut prediction = 0.0;
         for s in segments {
             let slope = slopes[s.slope_id as usize];
-            let first = first_value(s.intercept, prediction, q);
+            let first = first_value(s.intercept(), prediction, q);
             let len = s.len as usize;
             out.extend((0..len).map(|j| eval(first, slope, j)));
             prediction = eval(first, slope, len);
@@ -444,12 +477,40 @@ mod tests {
     }
 
     #[test]
+    fn pwl_segment_keeps_its_intercept() {
+        let max = MAX_STEPS as i64;
+        let steps = [0, 1, -1, max, -max].map(Intercept::Steps);
+        let literals = [
+            0.0,
+            -0.0,
+            -1.5,
+            f32::MAX,
+            f32::MIN,
+            f32::from_bits(1),
+            -f32::MIN_POSITIVE,
+        ]
+        .map(Intercept::Literal);
+        for intercept in steps.into_iter().chain(literals) {
+            let segment = Segment::new(7, 3, intercept);
+            assert_eq!((segment.len, segment.slope_id), (7, 3));
+            match (segment.intercept(), intercept) {
+                (Intercept::Literal(a), Intercept::Literal(b)) => {
+                    assert_eq!(a.to_bits(), b.to_bits())
+                }
+                (a, b) => assert_eq!(a, b),
+            }
+        }
+        assert_eq!(std::mem::size_of::<Segment>(), 16);
+    }
+
+    #[test]
     fn pwl_placement_splits_where_a_shared_slope_fails() {
         let ys: Vec<f32> = (0..50).map(|i| (i * i) as f32 * 0.01).collect();
+        let mut decoded = ys.clone();
         let mut p = Placer::default();
-        p.next_group(&ys, 0.05, 0.05);
+        p.next_group(&mut decoded, 0.05, 0.05);
         p.place(0, ys.len(), 0.3, 0);
-        let (segments, decoded) = p.finish();
+        let segments = p.finish();
         assert!(segments.len() > 1);
         let got = decode(&segments, &[0.3], 0.05);
         assert!(ys.iter().zip(&got).all(|(a, b)| (a - b).abs() <= 0.05));
@@ -463,16 +524,18 @@ mod tests {
             vec![2.0],
             (0..300).map(|i| (i * i) as f32 * 1e-4 - 3.0).collect(),
         ];
+        let mut decoded = groups.clone();
         let mut p = Placer::default();
         let mut expect = Vec::new();
-        for ys in &groups {
+        for ys in &mut decoded {
             let before = p.segments.len();
+            let len = ys.len();
             p.next_group(ys, 0.01, 0.005);
-            p.place(0, ys.len(), 0.02, 0);
-            expect.extend(decode(&p.segments[before..], &[0.02], 0.005));
+            p.place(0, len, 0.02, 0);
+            expect.push(decode(&p.segments[before..], &[0.02], 0.005));
         }
-        let (_, decoded) = p.finish();
-        assert_eq!(decoded, expect);
+        p.finish();
+        assert_eq!(decoded.to_vec(), expect);
     }
 
     proptest::proptest! {
@@ -489,8 +552,9 @@ mod tests {
             let q = 2.0 * merge * bound;
             let mut segments = [Vec::new(), Vec::new()];
             for (try_whole, out) in [true, false].into_iter().zip(&mut segments) {
+                let mut values = ys.clone();
                 let mut p = Placer::default();
-                p.next_group(&ys, bound, q);
+                p.next_group(&mut values, bound, q);
                 let mut at = 0;
                 while at < ys.len() {
                     let fit = p.one_segment(at, ys.len(), slope, try_whole, usize::MAX);
@@ -533,10 +597,11 @@ mod tests {
     #[test]
     fn pwl_zero_bound_stores_exact_values() {
         let ys = [1.0f32, 1.0, 1.0, 2.5, 1e30];
+        let mut decoded = ys;
         let mut p = Placer::default();
-        p.next_group(&ys, 0.0, 0.0);
+        p.next_group(&mut decoded, 0.0, 0.0);
         p.place(0, ys.len(), 0.0, 0);
-        let (segments, decoded) = p.finish();
+        let segments = p.finish();
         assert_eq!(decode(&segments, &[0.0], 0.0), ys);
         assert_eq!(decoded, ys);
         assert_eq!(segments.len(), 3);

@@ -1,5 +1,6 @@
 //! Parallel lines: segments whose slopes differ by less than a threshold share one slope.
 
+use super::sort::{order_key, radix_sort, value_of};
 use half::f16;
 
 /// How slopes are stored in the slope table.
@@ -46,7 +47,10 @@ pub struct SlopeTable {
 }
 
 /// Groups `slopes` (sorted, a cluster spans less than `threshold`) and stores each group's
-/// median slope; `threshold <= 0` keeps every slope (only equal slopes merge).
+/// median slope; `threshold <= 0` keeps every slope (only equal slopes merge). Slopes are
+/// compared as `f32`, the precision the table stores at most: sorting 4-byte keys instead of
+/// `f64` ones halves the memory the sort moves and touches (a large tensor has millions of
+/// slopes), and no cluster could tell apart slopes that one stored entry cannot.
 pub fn share(
     slopes: impl ExactSizeIterator<Item = f64>,
     threshold: f64,
@@ -55,7 +59,7 @@ pub fn share(
     let count = slopes.len();
     let order = sort_slopes(slopes);
     // The sort keys are the slopes' bits, so the slopes need not be kept beside them.
-    let at = |k: usize| from_total_key(order[k].0);
+    let at = |k: usize| f64::from(value_of((order[k] >> 32) as u32));
     // Clusters are runs of `order`: (stored slope, range in `order`).
     let mut clusters: Vec<(f32, std::ops::Range<usize>)> = Vec::new();
     let mut i = 0;
@@ -79,7 +83,7 @@ pub fn share(
     for (id, (_, members)) in clusters.iter().enumerate() {
         order[members.clone()]
             .iter()
-            .for_each(|&(_, m)| ids[m as usize] = id as u32);
+            .for_each(|&item| ids[item as u32 as usize] = id as u32);
     }
     SlopeTable {
         values: clusters.into_iter().map(|(v, _)| v).collect(),
@@ -87,37 +91,16 @@ pub fn share(
     }
 }
 
-/// `(key, index)` of every slope, ascending by [`f64::total_cmp`] and ties by index.
-///
-/// A radix sort by the top four bytes of the keys (sign, exponent and 20 bits of mantissa), then
-/// each run of equal top bytes sorted on its own: runs are short on real slopes, so this takes
-/// four passes instead of the eight of a full radix sort. With three passes, sorting the runs
-/// took 8% of the instructions of `pwl_bench /tmp/emb 1e-4 --once` (MiniLM-L6's embedding, 4.3
-/// million segments), more than a fourth pass costs.
-fn sort_slopes(slopes: impl Iterator<Item = f64>) -> Vec<(u64, u32)> {
-    const LOW_BITS: u32 = 32;
-    let mut order: Vec<(u64, u32)> = slopes
+/// Every slope as `key << 32 | index`, with `key` the order key of the slope rounded to `f32`,
+/// ascending by [`f32::total_cmp`] of the rounded slopes and ties by index: a stable radix sort
+/// by the four key bytes (a byte equal in every slope, such as the sign, is skipped).
+fn sort_slopes(slopes: impl Iterator<Item = f64>) -> Vec<u64> {
+    let mut order: Vec<u64> = slopes
         .enumerate()
-        .map(|(i, s)| (total_key(s), i as u32))
+        .map(|(i, s)| (u64::from(order_key(s as f32)) << 32) | i as u64)
         .collect();
-    super::sort::radix_sort::<_, 4>(&mut order, &mut Vec::new(), |(k, _)| k >> LOW_BITS);
-    super::sort::sort_tied_runs(&mut order, |&(k, _)| k >> LOW_BITS);
+    radix_sort::<_, 4>(&mut order, &mut Vec::new(), |k| k >> 32);
     order
-}
-
-/// A `u64` whose order is the order of [`f64::total_cmp`].
-fn total_key(v: f64) -> u64 {
-    let b = v.to_bits();
-    if b >> 63 == 1 {
-        !b
-    } else {
-        b | (1 << 63)
-    }
-}
-
-/// Inverse of [`total_key`].
-fn from_total_key(k: u64) -> f64 {
-    f64::from_bits(if k >> 63 == 1 { k & !(1 << 63) } else { !k })
 }
 
 #[cfg(test)]
@@ -127,21 +110,23 @@ mod tests {
 
     proptest! {
         #[test]
-        fn pwl_slopes_sort_by_total_order_then_index(
+        fn pwl_slopes_sort_by_their_f32_order_then_index(
             slopes in proptest::collection::vec(prop_oneof![
                 Just(0.0), Just(-0.0), Just(1.5e-5), Just(-2.0), Just(f64::INFINITY),
                 -1e-3f64..1e-3, 1.0f64..1.0001, any::<f64>(),
-                // Slopes a few ulps apart, equal in all but the lowest key bytes.
-                (0u64..600).prop_map(|k| f64::from_bits(0x3ff0_0000_0000_0000 + k)),
+                // Slopes a few f64 ulps apart, most of them equal as f32.
+                (0u64..600).prop_map(|k| f64::from_bits(0x3ff0_0000_0000_0000 + (k << 26))),
             ], 0..400),
         ) {
+            let rounded: Vec<f32> = slopes.iter().map(|&s| s as f32).collect();
             let mut expect: Vec<u32> = (0..slopes.len() as u32).collect();
-            expect.sort_by(|&a, &b| slopes[a as usize].total_cmp(&slopes[b as usize]));
+            expect.sort_by(|&a, &b| rounded[a as usize].total_cmp(&rounded[b as usize]));
             let order = sort_slopes(slopes.iter().copied());
-            let got: Vec<u32> = order.iter().map(|&(_, i)| i).collect();
+            let got: Vec<u32> = order.iter().map(|&item| item as u32).collect();
             prop_assert_eq!(got, expect);
-            for (k, i) in order {
-                prop_assert_eq!(from_total_key(k).to_bits(), slopes[i as usize].to_bits());
+            for item in order {
+                let (key, i) = ((item >> 32) as u32, item as u32 as usize);
+                prop_assert_eq!(value_of(key).to_bits(), rounded[i].to_bits());
             }
         }
     }

@@ -122,7 +122,7 @@ fn radix_passes<T: Copy + Default, const BYTES: usize>(
 /// Sorts each run of adjacent `items` with the same `top` (items sorted by `top` before), so
 /// that a radix sort by the top bytes of a key only is completed by the rest of the key.
 #[inline]
-pub fn sort_tied_runs<T: Ord>(items: &mut [T], top: impl Fn(&T) -> u64) {
+fn sort_tied_runs<T: Ord>(items: &mut [T], top: impl Fn(&T) -> u64) {
     for run in items.chunk_by_mut(|a, b| top(a) == top(b)) {
         if run.len() > 1 {
             run.sort_unstable();
@@ -139,7 +139,7 @@ fn byte_of(key: u64, digit: usize) -> usize {
 /// A `u32` whose order is the numeric order of finite floats: negative values have all bits
 /// flipped, positive ones the sign bit set (an exclusive or with a mask, without a branch).
 #[inline]
-fn order_key(v: f32) -> u32 {
+pub fn order_key(v: f32) -> u32 {
     let b = v.to_bits();
     let negative = ((b as i32) >> 31) as u32;
     b ^ (negative | 0x8000_0000)
@@ -147,7 +147,7 @@ fn order_key(v: f32) -> u32 {
 
 /// Inverse of [`order_key`].
 #[inline]
-fn value_of(key: u32) -> f32 {
+pub fn value_of(key: u32) -> f32 {
     // All ones where the key's top bit is clear (the value was negative).
     let negative = (key >> 31).wrapping_sub(1);
     f32::from_bits(key ^ (negative | 0x8000_0000))
