@@ -166,6 +166,13 @@ fn configurations(p: f64) -> Vec<(&'static str, String, f64, Options)> {
             },
         ),
         (
+            "rows, or the layer where smaller (auto)",
+            Options {
+                granularity: Granularity::Auto,
+                ..d()
+            },
+        ),
+        (
             "greedy linearization",
             Options {
                 linearizer: Linearizer::Greedy,

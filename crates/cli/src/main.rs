@@ -115,7 +115,8 @@ struct PwlArgs {
     /// extension joins it at no cost; 0 stores every segment start as f32.
     #[arg(long, value_name = "PM", default_value_t = pwl::Options::default().pm)]
     pm: f64,
-    /// pwl: which values are sorted together: `row`, `layer`, or `block:N`.
+    /// pwl: which values are sorted together: `row`, `layer`, `block:N`, or `auto` (per row, or
+    /// the whole tensor where that is smaller, e.g. for depthwise kernels of nine weights).
     #[arg(long, value_name = "G", default_value = "row", value_parser = parse_granularity)]
     granularity: pwl::Granularity,
     /// pwl: use the greedy shrinking-cone linearization instead of the optimal one.
@@ -169,12 +170,13 @@ fn parse_granularity(s: &str) -> Result<pwl::Granularity, String> {
     match s {
         "row" => Ok(pwl::Granularity::Row),
         "layer" => Ok(pwl::Granularity::Layer),
+        "auto" => Ok(pwl::Granularity::Auto),
         _ => s
             .strip_prefix("block:")
             .and_then(|n| n.parse::<usize>().ok())
             .filter(|&n| n > 0)
             .map(pwl::Granularity::Block)
-            .ok_or_else(|| format!("'{s}' is not row, layer or block:N (N > 0)")),
+            .ok_or_else(|| format!("'{s}' is not row, layer, auto or block:N (N > 0)")),
     }
 }
 

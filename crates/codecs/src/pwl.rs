@@ -52,6 +52,12 @@ pub enum Granularity {
     Layer,
     /// Consecutive blocks of this many values (in storage order).
     Block(usize),
+    /// Per row, or the whole tensor where that payload is smaller: short rows (the nine
+    /// weights of a depthwise 3x3 kernel) have too few values to share a segment, and a per-row
+    /// payload can exceed the raw `f32` size. The whole tensor is tried only when the per-row
+    /// payload is larger than its rank stream alone would be (`ceil(log2 N)` bits per value), so
+    /// large tensors are encoded once.
+    Auto,
 }
 
 /// The linearization algorithm.
@@ -178,7 +184,8 @@ struct Groups {
 impl Groups {
     fn new(total: usize, rows: usize, granularity: Granularity) -> Groups {
         let size = match granularity {
-            Granularity::Row => total / rows.max(1),
+            // `Auto` is resolved to `Row` or `Layer` before grouping (`encode_plan`).
+            Granularity::Row | Granularity::Auto => total / rows.max(1),
             Granularity::Layer => total,
             Granularity::Block(b) => b,
         };
@@ -277,15 +284,7 @@ pub fn encode_with_stats(
     bounds: &[f32],
     options: &Options,
 ) -> (Vec<u8>, Stats) {
-    let plan = Plan::new(values, rows, bounds, options);
-    let mut stats = Stats {
-        values: values.len(),
-        groups: plan.fits.groups.count(),
-        pieces: plan.fits.pieces.len(),
-        slopes: plan.table.values.len(),
-        ..Stats::default()
-    };
-    let out = write_payload(&plan, options, &mut stats);
+    let (_, out, stats) = encode_plan(values, rows, bounds, options);
     (out, stats)
 }
 
@@ -297,9 +296,62 @@ pub fn encode_reconstructed(
     bounds: &[f32],
     options: &Options,
 ) -> (Vec<u8>, Vec<f32>) {
-    let plan = Plan::new(values, rows, bounds, options);
-    let out = write_payload(&plan, options, &mut Stats::default());
+    let (plan, out, _) = encode_plan(values, rows, bounds, options);
     (out, plan.into_reconstruction())
+}
+
+/// The plan, payload and statistics of an encoding, with [`Granularity::Auto`] resolved.
+fn encode_plan(
+    values: &[f32],
+    rows: usize,
+    bounds: &[f32],
+    options: &Options,
+) -> (Plan, Vec<u8>, Stats) {
+    if options.granularity != Granularity::Auto {
+        return plan_and_payload(values, rows, bounds, options);
+    }
+    let with = |granularity| Options {
+        granularity,
+        ..options.clone()
+    };
+    let per_row = plan_and_payload(values, rows, bounds, &with(Granularity::Row));
+    if rows <= 1 || per_row.1.len() as f64 * 8.0 <= layer_rank_bits(values.len(), options) {
+        return per_row;
+    }
+    let whole = plan_and_payload(values, rows, bounds, &with(Granularity::Layer));
+    if whole.1.len() < per_row.1.len() {
+        whole
+    } else {
+        per_row
+    }
+}
+
+/// A lower bound on the rank stream of `n` values sorted as one group: `ceil(log2 n)` bits per
+/// value packed, `log2 n! >= n log2(n / e)` as a permutation.
+fn layer_rank_bits(n: usize, options: &Options) -> f64 {
+    match options.rank_coding {
+        RankCoding::Packed => n as f64 * f64::from(bits_for(n.saturating_sub(1) as u64)),
+        RankCoding::Permutation => n as f64 * (n as f64 / std::f64::consts::E).log2().max(0.0),
+    }
+}
+
+/// The plan of `options` (whose granularity is not `Auto`), its payload and statistics.
+fn plan_and_payload(
+    values: &[f32],
+    rows: usize,
+    bounds: &[f32],
+    options: &Options,
+) -> (Plan, Vec<u8>, Stats) {
+    let plan = Plan::new(values, rows, bounds, options);
+    let mut stats = Stats {
+        values: values.len(),
+        groups: plan.fits.groups.count(),
+        pieces: plan.fits.pieces.len(),
+        slopes: plan.table.values.len(),
+        ..Stats::default()
+    };
+    let out = write_payload(&plan, options, &mut stats);
+    (plan, out, stats)
 }
 
 /// Everything the payload is written from: the sorted groups, the slope table and the placed

@@ -380,6 +380,15 @@ fn lossless_method_is_bit_exact() {
 
 #[test]
 fn pwl_method_keeps_the_bound() {
+    pwl_keeps_the_bound_with_granularity("block:64");
+}
+
+#[test]
+fn pwl_auto_granularity_keeps_the_bound() {
+    pwl_keeps_the_bound_with_granularity("auto");
+}
+
+fn pwl_keeps_the_bound_with_granularity(granularity: &str) {
     let dir = tempfile::tempdir().unwrap();
     let (input, container) = compressed(
         dir.path(),
@@ -391,7 +400,7 @@ fn pwl_method_keeps_the_bound() {
             "--pd",
             "0.5",
             "--granularity",
-            "block:64",
+            granularity,
         ],
     );
     let out = pwlc()

@@ -64,6 +64,7 @@ fn options() -> impl Strategy<Value = Options> {
         prop_oneof![
             Just(Granularity::Row),
             Just(Granularity::Layer),
+            Just(Granularity::Auto),
             (1usize..50).prop_map(Granularity::Block)
         ],
         prop_oneof![Just(Linearizer::Optimal), Just(Linearizer::Greedy)],
@@ -237,4 +238,30 @@ fn pwl_bound_near_the_rounding_step_keeps_segments_long() {
     check_bound(&values, 4, &bounds, &Options::default());
     let (_, stats) = encode_with_stats(&values, 4, &bounds, &Options::default());
     assert!(stats.segments * 20 < values.len(), "{stats:?}");
+}
+
+/// `Auto` keeps the smaller of the per-row and the whole-tensor payload: the whole tensor on
+/// rows of nine values (a depthwise 3x3 kernel each), the rows on long rows, where it encodes
+/// once (the per-row payload is below the whole tensor's rank stream alone).
+#[test]
+fn pwl_auto_granularity_keeps_the_smaller_payload() {
+    let with = |granularity| Options {
+        granularity,
+        ..Options::default()
+    };
+    let sizes = |values: &[f32], rows: usize| {
+        let bounds = vec![1e-4f32; rows];
+        let [row, layer, auto] = [Granularity::Row, Granularity::Layer, Granularity::Auto]
+            .map(|g| encode(values, rows, &bounds, &with(g)));
+        check_bound(values, rows, &bounds, &with(Granularity::Auto));
+        (row, layer, auto)
+    };
+    let kernels = sample(Shape::Gaussian, 576 * 9, 3, 0.1);
+    let (row, layer, auto) = sizes(&kernels, 576);
+    assert!(layer.len() < row.len(), "{} vs {}", layer.len(), row.len());
+    assert_eq!(auto, layer);
+    let long = sample(Shape::Gaussian, 16 * 1024, 4, 0.02);
+    let (row, layer, auto) = sizes(&long, 16);
+    assert!(row.len() < layer.len(), "{} vs {}", row.len(), layer.len());
+    assert_eq!(auto, row);
 }
