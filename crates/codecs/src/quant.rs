@@ -63,12 +63,56 @@ impl Default for Options {
 
 /// Encodes `rows` equal rows of finite `values`, row `r` within `bounds[r]` (finite, >= 0).
 pub fn encode(values: &[f32], rows: usize, bounds: &[f32], options: &Options) -> Vec<u8> {
+    encode_with(values, rows, bounds, options, &mut Discard)
+}
+
+/// [`encode`], also returning the values [`decode`] gives back for the payload, computed as
+/// the decoder computes them (`index as f32 * step`, or the verbatim value) while quantizing,
+/// instead of decoding the payload.
+pub fn encode_reconstructed(
+    values: &[f32],
+    rows: usize,
+    bounds: &[f32],
+    options: &Options,
+) -> (Vec<u8>, Vec<f32>) {
+    let mut reconstruction = Vec::with_capacity(values.len());
+    let out = encode_with(values, rows, bounds, options, &mut reconstruction);
+    (out, reconstruction)
+}
+
+/// Where [`quantize`] puts the reconstructed values, a run at a time: nowhere, or a `Vec<f32>`.
+trait Reconstruction {
+    fn put_run(&mut self, values: &[f32]);
+}
+
+/// No reconstruction ([`encode`]; the run buffer's stores are then dead code).
+struct Discard;
+
+impl Reconstruction for Discard {
+    #[inline(always)]
+    fn put_run(&mut self, _: &[f32]) {}
+}
+
+impl Reconstruction for Vec<f32> {
+    #[inline(always)]
+    fn put_run(&mut self, values: &[f32]) {
+        self.extend_from_slice(values);
+    }
+}
+
+fn encode_with(
+    values: &[f32],
+    rows: usize,
+    bounds: &[f32],
+    options: &Options,
+    reconstruction: &mut impl Reconstruction,
+) -> Vec<u8> {
     let rows = rows.max(1);
     let cols = values.len() / rows;
     let tokenizer = Tokenizer::DEFAULT;
     let steps: Vec<f32> = bounds.iter().map(|&b| step_of(b)).collect();
     let centres = centres(values, cols, &steps);
-    let indices = quantize(values, cols, bounds, &steps, &centres);
+    let indices = quantize(values, cols, bounds, &steps, &centres, reconstruction);
     let plan = Plan::choose(&indices.histograms, options);
 
     let mut out = vec![VERSION];
@@ -302,12 +346,14 @@ struct Indices {
     raw: Vec<u8>,
 }
 
+/// Quantizes every row, giving each value's reconstruction to `reconstruction`.
 fn quantize(
     values: &[f32],
     cols: usize,
     bounds: &[f32],
     steps: &[f32],
     centres: &[i32],
+    reconstruction: &mut impl Reconstruction,
 ) -> Indices {
     let tokenizer = Tokenizer::DEFAULT;
     let split = SplitTable::default_layout();
@@ -316,6 +362,7 @@ fn quantize(
     let mut tokens = Vec::with_capacity(values.len());
     let mut raw = WordWriter::with_capacity(values.len());
     let mut quick = [0i32; QUICK_RUN];
+    let mut decoded = [0f32; QUICK_RUN];
     for (r, (&step, &bound)) in steps.iter().zip(bounds).enumerate() {
         let cell = Cell::new(step, bound);
         let centre = centres.get(r).copied().unwrap_or(0);
@@ -326,7 +373,7 @@ fn quantize(
             if centre != 0 {
                 recentre(quick, centre);
             }
-            for (&v, &q) in run.iter().zip(&*quick) {
+            for ((&v, &q), decoded) in run.iter().zip(&*quick).zip(&mut decoded) {
                 let q = if q != NOT_QUICK {
                     Some(q)
                 } else {
@@ -336,10 +383,14 @@ fn quantize(
                     Some(q) => {
                         let (token, bits, count) = split.split(token::zigzag(q));
                         raw.write(bits.into(), count);
+                        // The decoder's arithmetic: the centred index plus the centre (which
+                        // gives back the index the cell chose), converted and scaled.
+                        *decoded = q.wrapping_add(centre) as f32 * step;
                         token
                     }
                     None => {
                         raw.write(v.to_bits().into(), VERBATIM_BITS);
+                        *decoded = v;
                         tokenizer.verbatim()
                     }
                 };
@@ -347,6 +398,7 @@ fn quantize(
                 // Tokens are below 2^13 (`split <= 12`, and 13 bit positions of 2^(msb + lsb)).
                 tokens.push(token as u16);
             }
+            reconstruction.put_run(&decoded[..run.len()]);
         }
         histograms.push_row(&mut hist);
     }
