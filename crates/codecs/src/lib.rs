@@ -200,13 +200,20 @@ pub fn encode(t: TensorRef<'_>, method: &Method) -> Result<Encoded, CodecError> 
             Ok(exact(CodecId::Lossless, lossless::encode(t.dtype, t.data)))
         }
         // Both lossy encoders compute what their payload decodes to with the decoder's
-        // arithmetic (a property test of each checks it bit for bit against its decoder).
-        Method::Quant { bound, options } => encode_lossy(t, method.codec(), bound, |v, r, b| {
-            Ok(quant::encode_reconstructed(v, r, b, options))
-        }),
-        Method::Pwl { bound, options } => encode_lossy(t, method.codec(), bound, |v, r, b| {
-            Ok(pwl::encode_reconstructed(v, r, b, options))
-        }),
+        // arithmetic (a property test of each checks it bit for bit against its decoder); quant
+        // hands it over a run at a time, pwl as a whole (its placement holds it anyway).
+        Method::Quant { bound, options } => {
+            encode_lossy(t, method.codec(), bound, |v, r, b, reconstruction| {
+                quant::encode_with_reconstruction(v, r, b, options, reconstruction)
+            })
+        }
+        Method::Pwl { bound, options } => {
+            encode_lossy(t, method.codec(), bound, |v, r, b, reconstruction| {
+                let (payload, values) = pwl::encode_reconstructed(v, r, b, options);
+                reconstruction(&values);
+                payload
+            })
+        }
     }
 }
 
@@ -238,7 +245,7 @@ fn encode_lossy(
     t: TensorRef<'_>,
     codec: CodecId,
     bound: &Bound,
-    run: impl Fn(&[f32], usize, &[f32]) -> Result<(Vec<u8>, Vec<f32>), CodecError>,
+    run: impl FnOnce(&[f32], usize, &[f32], &mut dyn FnMut(&[f32])) -> Vec<u8>,
 ) -> Result<Encoded, CodecError> {
     let values = dtype::as_f32(t.dtype, t.data)?;
     let rows = rows_of(t.shape).max(1);
@@ -260,41 +267,28 @@ fn encode_lossy(
                 .collect(),
         )
     };
-    let (core, decoded) = run(&finite, rows, &bounds)?;
-    if decoded.len() != values.len() {
-        return Err(CodecError::Corrupt(
-            "lossy codec decoded the wrong number of values",
-        ));
-    }
-    let check = Check {
-        bounds: &bounds,
-        cols: cols.max(1),
-        data: t.data,
-        size: t.dtype.size(),
+    let mut check = RowCheck {
+        check: Check {
+            bounds: &bounds,
+            cols: cols.max(1),
+            data: t.data,
+            size: t.dtype.size(),
+        },
+        dtype: t.dtype,
+        values: &values,
+        row: Vec::with_capacity(cols),
+        rows_done: 0,
+        verified: Verified::default(),
+        error: None,
     };
-    // Compare exactly, in f64, what the decoder will give back in the tensor's dtype. f32 and
-    // the 16-bit floats are exact in f32, so their comparison reads slices directly: reading
-    // every element through `element_f64` cost a quarter of quant's whole-model compress time.
+    let core = run(&finite, rows, &bounds, &mut |run| check.put(run));
     let Verified {
         exceptions,
         count,
         max_err,
         sum_sq,
         ..
-    } = match t.dtype {
-        DType::F32 => check.run_f32(&values, &decoded),
-        DType::F16 | DType::BF16 => {
-            let stored = dtype::to_f32(t.dtype, &dtype::from_f32(t.dtype, &decoded)?)?;
-            check.run_f32(&values, &stored)
-        }
-        _ => {
-            let stored = dtype::from_f32(t.dtype, &decoded)?;
-            check.run(
-                |i| dtype::element_f64(t.dtype, t.data, i),
-                |i| dtype::element_f64(t.dtype, &stored, i),
-            )
-        }
-    };
+    } = check.finish()?;
     let mut payload = Vec::with_capacity(core.len() + exceptions.len() + 16);
     payload.put_block(&core);
     payload.put_varint(count);
@@ -306,6 +300,84 @@ fn encode_lossy(
         max_abs_error: max_err,
         rmse,
     })
+}
+
+/// Checks a lossy codec's reconstruction (the values its decoder gives back, in storage order)
+/// row by row as the codec hands it over in runs, so that the encoder needs no buffer as large
+/// as the tensor for it.
+struct RowCheck<'a> {
+    check: Check<'a>,
+    dtype: DType,
+    /// The tensor's values as `f32`.
+    values: &'a [f32],
+    /// The current row's reconstruction so far.
+    row: Vec<f32>,
+    rows_done: usize,
+    verified: Verified,
+    /// The first error of a row's conversion to the dtype.
+    error: Option<CodecError>,
+}
+
+impl RowCheck<'_> {
+    /// Takes the next `run` of reconstructed values.
+    fn put(&mut self, mut run: &[f32]) {
+        while !run.is_empty() {
+            let take = (self.check.cols - self.row.len()).min(run.len());
+            self.row.extend_from_slice(&run[..take]);
+            run = &run[take..];
+            if self.row.len() == self.check.cols {
+                if let Err(e) = self.check_row() {
+                    self.error.get_or_insert(e);
+                }
+                self.rows_done += 1;
+                self.row.clear();
+            }
+        }
+    }
+
+    /// Compares the completed row exactly, in `f64`, with what the decoder gives back in the
+    /// tensor's dtype. `f32` and the 16-bit floats are exact in `f32`, so their comparison
+    /// reads slices directly: reading every element through `element_f64` cost a quarter of
+    /// quant's whole-model compress time.
+    fn check_row(&mut self) -> Result<(), CodecError> {
+        let (r, cols) = (self.rows_done, self.check.cols);
+        // More values than the tensor has are reported by `finish`.
+        let Some(originals) = self.values.get(r * cols..(r + 1) * cols) else {
+            return Ok(());
+        };
+        let v = &mut self.verified;
+        match self.dtype {
+            DType::F32 => self.check.row_f32(v, r, originals, &self.row),
+            DType::F16 | DType::BF16 => {
+                let stored = dtype::to_f32(self.dtype, &dtype::from_f32(self.dtype, &self.row)?)?;
+                self.check.row_f32(v, r, originals, &stored);
+            }
+            _ => {
+                let stored = dtype::from_f32(self.dtype, &self.row)?;
+                let bound = f64::from(self.check.bounds[r]);
+                for j in 0..cols {
+                    let i = r * cols + j;
+                    let orig = dtype::element_f64(self.dtype, self.check.data, i);
+                    let got = dtype::element_f64(self.dtype, &stored, j);
+                    self.check.element(v, i, orig, got, bound);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The exceptions and error statistics, once every value was handed over.
+    fn finish(self) -> Result<Verified, CodecError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if !self.row.is_empty() || self.rows_done * self.check.cols != self.values.len() {
+            return Err(CodecError::Corrupt(
+                "lossy codec decoded the wrong number of values",
+            ));
+        }
+        Ok(self.verified)
+    }
 }
 
 /// The elements a lossy codec missed, and the error statistics of the others.
@@ -332,40 +404,19 @@ struct Check<'a> {
 }
 
 impl Check<'_> {
-    /// Checks every element, given as exact `f64` values of the original and of the decoded
-    /// approximation: missed bounds, NaN and infinities become exceptions.
-    fn run(&self, original: impl Fn(usize) -> f64, decoded: impl Fn(usize) -> f64) -> Verified {
-        let mut v = Verified::default();
-        let n = self.data.len() / self.size;
-        // Row by row, so that finding an element's bound takes no division.
-        for row in 0..n.div_ceil(self.cols) {
-            let bound = f64::from(self.bounds[row]);
-            for i in row * self.cols..n.min((row + 1) * self.cols) {
-                self.element(&mut v, i, original(i), decoded(i), bound);
-            }
+    /// Checks row `row` of `f32` elements (exact in `f64`): a row without a miss is checked in
+    /// lanes ([`errors_within`]), which sums its squared errors in another order.
+    fn row_f32(&self, v: &mut Verified, row: usize, originals: &[f32], decodeds: &[f32]) {
+        let bound = f64::from(self.bounds[row]);
+        if let Some((max_err, sum_sq)) = errors_within(originals, decodeds, bound) {
+            v.max_err = v.max_err.max(max_err);
+            v.sum_sq += sum_sq;
+            return;
         }
-        v
-    }
-
-    /// [`Self::run`] on `f32` elements (exact in `f64`), read as slices row by row without an
-    /// index check per element; a row without a miss is checked in lanes ([`errors_within`]),
-    /// which sums its squared errors in another order.
-    fn run_f32(&self, original: &[f32], decoded: &[f32]) -> Verified {
-        let mut v = Verified::default();
-        let rows = original.chunks(self.cols).zip(decoded.chunks(self.cols));
-        for (row, (originals, decodeds)) in rows.enumerate() {
-            let bound = f64::from(self.bounds[row]);
-            if let Some((max_err, sum_sq)) = errors_within(originals, decodeds, bound) {
-                v.max_err = v.max_err.max(max_err);
-                v.sum_sq += sum_sq;
-                continue;
-            }
-            let first = row * self.cols;
-            for (j, (&orig, &got)) in originals.iter().zip(decodeds).enumerate() {
-                self.element(&mut v, first + j, f64::from(orig), f64::from(got), bound);
-            }
+        let first = row * self.cols;
+        for (j, (&orig, &got)) in originals.iter().zip(decodeds).enumerate() {
+            self.element(v, first + j, f64::from(orig), f64::from(got), bound);
         }
-        v
     }
 
     /// Checks element `i` against `bound`: a miss becomes an exception, a hit adds to the

@@ -63,12 +63,11 @@ impl Default for Options {
 
 /// Encodes `rows` equal rows of finite `values`, row `r` within `bounds[r]` (finite, >= 0).
 pub fn encode(values: &[f32], rows: usize, bounds: &[f32], options: &Options) -> Vec<u8> {
-    encode_with(values, rows, bounds, options, &mut Discard)
+    // The run buffer's stores are dead code when nothing takes the runs.
+    encode_with_reconstruction(values, rows, bounds, options, |_| {})
 }
 
-/// [`encode`], also returning the values [`decode`] gives back for the payload, computed as
-/// the decoder computes them (`index as f32 * step`, or the verbatim value) while quantizing,
-/// instead of decoding the payload.
+/// [`encode`], also returning the values [`decode`] gives back for the payload.
 pub fn encode_reconstructed(
     values: &[f32],
     rows: usize,
@@ -76,43 +75,29 @@ pub fn encode_reconstructed(
     options: &Options,
 ) -> (Vec<u8>, Vec<f32>) {
     let mut reconstruction = Vec::with_capacity(values.len());
-    let out = encode_with(values, rows, bounds, options, &mut reconstruction);
+    let out = encode_with_reconstruction(values, rows, bounds, options, |run| {
+        reconstruction.extend_from_slice(run)
+    });
     (out, reconstruction)
 }
 
-/// Where [`quantize`] puts the reconstructed values, a run at a time: nowhere, or a `Vec<f32>`.
-trait Reconstruction {
-    fn put_run(&mut self, values: &[f32]);
-}
-
-/// No reconstruction ([`encode`]; the run buffer's stores are then dead code).
-struct Discard;
-
-impl Reconstruction for Discard {
-    #[inline(always)]
-    fn put_run(&mut self, _: &[f32]) {}
-}
-
-impl Reconstruction for Vec<f32> {
-    #[inline(always)]
-    fn put_run(&mut self, values: &[f32]) {
-        self.extend_from_slice(values);
-    }
-}
-
-fn encode_with(
+/// [`encode`], handing `reconstruction` the values [`decode`] gives back for the payload, in
+/// order, a run at a time: computed in the decoder's arithmetic while quantizing (`index as
+/// f32 * step`, or the verbatim value) instead of by decoding the payload, and without a
+/// buffer as large as the tensor.
+pub fn encode_with_reconstruction(
     values: &[f32],
     rows: usize,
     bounds: &[f32],
     options: &Options,
-    reconstruction: &mut impl Reconstruction,
+    mut reconstruction: impl FnMut(&[f32]),
 ) -> Vec<u8> {
     let rows = rows.max(1);
     let cols = values.len() / rows;
     let tokenizer = Tokenizer::DEFAULT;
     let steps: Vec<f32> = bounds.iter().map(|&b| step_of(b)).collect();
     let centres = centres(values, cols, &steps);
-    let indices = quantize(values, cols, bounds, &steps, &centres, reconstruction);
+    let indices = quantize(values, cols, bounds, &steps, &centres, &mut reconstruction);
     let plan = Plan::choose(&indices.histograms, options);
 
     let mut out = vec![VERSION];
@@ -353,7 +338,7 @@ fn quantize(
     bounds: &[f32],
     steps: &[f32],
     centres: &[i32],
-    reconstruction: &mut impl Reconstruction,
+    reconstruction: &mut impl FnMut(&[f32]),
 ) -> Indices {
     let tokenizer = Tokenizer::DEFAULT;
     let split = SplitTable::default_layout();
@@ -398,7 +383,7 @@ fn quantize(
                 // Tokens are below 2^13 (`split <= 12`, and 13 bit positions of 2^(msb + lsb)).
                 tokens.push(token as u16);
             }
-            reconstruction.put_run(&decoded[..run.len()]);
+            reconstruction(&decoded[..run.len()]);
         }
         histograms.push_row(&mut hist);
     }
