@@ -310,7 +310,7 @@ struct RowCheck<'a> {
     dtype: DType,
     /// The tensor's values as `f32`.
     values: &'a [f32],
-    /// The current row's reconstruction so far.
+    /// The reconstruction of a row split across runs, so far.
     row: Vec<f32>,
     rows_done: usize,
     verified: Verified,
@@ -319,27 +319,42 @@ struct RowCheck<'a> {
 }
 
 impl RowCheck<'_> {
-    /// Takes the next `run` of reconstructed values.
+    /// Takes the next `run` of reconstructed values. Whole rows in the run are checked where
+    /// they lie; only a row split across runs is gathered in `row` first.
     fn put(&mut self, mut run: &[f32]) {
+        let cols = self.check.cols;
         while !run.is_empty() {
-            let take = (self.check.cols - self.row.len()).min(run.len());
+            if self.row.is_empty() && run.len() >= cols {
+                let (row, rest) = run.split_at(cols);
+                self.end_row(row);
+                run = rest;
+                continue;
+            }
+            let take = (cols - self.row.len()).min(run.len());
             self.row.extend_from_slice(&run[..take]);
             run = &run[take..];
-            if self.row.len() == self.check.cols {
-                if let Err(e) = self.check_row() {
-                    self.error.get_or_insert(e);
-                }
-                self.rows_done += 1;
-                self.row.clear();
+            if self.row.len() == cols {
+                let mut row = std::mem::take(&mut self.row);
+                self.end_row(&row);
+                row.clear();
+                self.row = row;
             }
         }
     }
 
-    /// Compares the completed row exactly, in `f64`, with what the decoder gives back in the
+    /// Checks the next row, `decoded`, keeping the first error.
+    fn end_row(&mut self, decoded: &[f32]) {
+        if let Err(e) = self.check_row(decoded) {
+            self.error.get_or_insert(e);
+        }
+        self.rows_done += 1;
+    }
+
+    /// Compares the next row, `decoded`, exactly, in `f64`, with what the decoder gives back in the
     /// tensor's dtype. `f32` and the 16-bit floats are exact in `f32`, so their comparison
     /// reads slices directly: reading every element through `element_f64` cost a quarter of
     /// quant's whole-model compress time.
-    fn check_row(&mut self) -> Result<(), CodecError> {
+    fn check_row(&mut self, decoded: &[f32]) -> Result<(), CodecError> {
         let (r, cols) = (self.rows_done, self.check.cols);
         // More values than the tensor has are reported by `finish`.
         let Some(originals) = self.values.get(r * cols..(r + 1) * cols) else {
@@ -347,13 +362,13 @@ impl RowCheck<'_> {
         };
         let v = &mut self.verified;
         match self.dtype {
-            DType::F32 => self.check.row_f32(v, r, originals, &self.row),
+            DType::F32 => self.check.row_f32(v, r, originals, decoded),
             DType::F16 | DType::BF16 => {
-                let stored = dtype::to_f32(self.dtype, &dtype::from_f32(self.dtype, &self.row)?)?;
+                let stored = dtype::to_f32(self.dtype, &dtype::from_f32(self.dtype, decoded)?)?;
                 self.check.row_f32(v, r, originals, &stored);
             }
             _ => {
-                let stored = dtype::from_f32(self.dtype, &self.row)?;
+                let stored = dtype::from_f32(self.dtype, decoded)?;
                 let bound = f64::from(self.check.bounds[r]);
                 for j in 0..cols {
                     let i = r * cols + j;

@@ -67,20 +67,6 @@ pub fn encode(values: &[f32], rows: usize, bounds: &[f32], options: &Options) ->
     encode_with_reconstruction(values, rows, bounds, options, |_| {})
 }
 
-/// [`encode`], also returning the values [`decode`] gives back for the payload.
-pub fn encode_reconstructed(
-    values: &[f32],
-    rows: usize,
-    bounds: &[f32],
-    options: &Options,
-) -> (Vec<u8>, Vec<f32>) {
-    let mut reconstruction = Vec::with_capacity(values.len());
-    let out = encode_with_reconstruction(values, rows, bounds, options, |run| {
-        reconstruction.extend_from_slice(run)
-    });
-    (out, reconstruction)
-}
-
 /// [`encode`], handing `reconstruction` the values [`decode`] gives back for the payload, in
 /// order, a run at a time: computed in the decoder's arithmetic while quantizing (`index as
 /// f32 * step`, or the verbatim value) instead of by decoding the payload, and without a

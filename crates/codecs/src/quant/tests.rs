@@ -177,7 +177,10 @@ proptest! {
     #[test]
     fn quant_reconstruction_is_what_decode_returns((values, rows, bounds) in tensors()) {
         let options = Options::default();
-        let (payload, reconstructed) = encode_reconstructed(&values, rows, &bounds, &options);
+        let mut reconstructed = Vec::new();
+        let payload = encode_with_reconstruction(&values, rows, &bounds, &options, |run| {
+            reconstructed.extend_from_slice(run)
+        });
         prop_assert_eq!(&payload, &encode(&values, rows, &bounds, &options));
         let decoded = decode(&payload, rows, values.len() / rows).unwrap();
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
