@@ -32,7 +32,7 @@ use crate::entropy::huffman::{bits_for, BitSource, Code};
 use crate::CodecError;
 use half::f16;
 use linearize::{greedy_into, Optimal};
-use place::{Expander, Intercept, Placer, Segment};
+use place::{Intercept, Placer, Segment};
 use std::ops::Range;
 
 const VERSION: u8 = 1;
@@ -650,77 +650,93 @@ fn read_slope(r: &mut ByteReader<'_>, precision: Precision) -> Result<f32, Codec
 /// Decodes the segment parameters, keeping the state shared across groups.
 struct SegmentReader<'a> {
     bits: BitSource<'a>,
-    header: &'a Header,
     /// Readers of the lengths, slope symbols and intercept symbols.
     lens: stream::ValueReader,
     slopes: stream::ValueReader,
     intercepts: stream::ValueReader,
-    slope_id: Option<usize>,
+    /// The slope table.
+    table: &'a [f32],
+    /// Whether slope symbols name table entries (shared slopes), or take the next one in order.
+    shared: bool,
+    /// The table entry of the tensor's previous segment; [`NO_SEGMENT`] before the first.
+    slope_id: usize,
+    /// The next table entry in order (without shared slopes).
     next_inline: usize,
 }
 
+/// [`SegmentReader::slope_id`] before the first segment: no table entry.
+const NO_SEGMENT: usize = usize::MAX;
+
 impl<'a> SegmentReader<'a> {
     fn new(bits: BitSource<'a>, header: &'a Header) -> Result<Self, CodecError> {
-        let reader = |k: usize| header.codes.get(k).map(stream::ValueReader::new);
-        let (Some(lens), Some(slopes), Some(intercepts)) = (reader(0), reader(1), reader(2)) else {
+        let [lens, slopes, intercepts] = &header.codes[..] else {
             return Err(CodecError::Corrupt("pwl parameter codes missing"));
         };
         Ok(SegmentReader {
             bits,
-            header,
-            lens,
-            slopes,
-            intercepts,
-            slope_id: None,
+            lens: stream::ValueReader::new(lens)?,
+            slopes: stream::ValueReader::new(slopes)?,
+            intercepts: stream::ValueReader::new(intercepts)?,
+            table: &header.slopes,
+            shared: header.flags & FLAG_SHARED != 0,
+            slope_id: NO_SEGMENT,
             next_inline: 0,
         })
     }
 
     /// Fills `out` with the decoded sorted values of a group of `n` with grid step `q`.
-    /// Inlined into each instance of [`decode_as`], as it was into the one decoder before
-    /// there were several: as a call once per group it cost MiniLM-L6's decode 5-7%.
+    /// Inlined into the decoder's loop ([`GroupDecoder::run`]), so that it is compiled for the
+    /// instructions the decoder chose; as a call once per group it also cost MiniLM-L6's
+    /// decode 5-7%.
+    ///
+    /// The reader's state is copied into locals for the loop and back after it: kept in the
+    /// reader, whose address the decoder's calls see, every read loaded and stored it.
     #[inline(always)]
     fn group(&mut self, n: usize, q: f32, out: &mut Vec<f32>) -> Result<(), CodecError> {
         // The segments overwrite every slot of the group (or the group is an error): only the
         // length matters, and setting it without clearing writes no zeros where the last group
         // was.
         out.resize(n + place::BLOCK, 0.0);
-        let mut expander = Expander::default();
+        let mut bits = self.bits.clone();
+        let (mut previous, mut next_inline) = (self.slope_id, self.next_inline);
+        let mut prediction = 0.0f32;
         let mut at = 0;
         while at < n {
-            let len = self.lens.get(&mut self.bits)? as usize + 1;
+            let len = self.lens.get(&mut bits)? as usize + 1;
             if len > n - at {
                 return Err(CodecError::Corrupt("pwl segment runs past its group"));
             }
-            let symbol = self.slopes.get(&mut self.bits)?;
-            let slope = self.slope(symbol)?;
-            let intercept = match self.intercepts.get(&mut self.bits)? {
-                0 => Intercept::Literal(f32::from_bits(self.bits.read(32)? as u32)),
-                v => Intercept::Steps(stream::unzigzag(v - 1)),
+            // Slope symbol 0 repeats the previous entry; the others name one (shared slopes)
+            // or take the next in order. Selected without a branch on the symbol, which would
+            // mispredict on a mix of repeats and new entries.
+            let symbol = self.slopes.get(&mut bits)? as usize;
+            let named = if self.shared {
+                symbol.wrapping_sub(1)
+            } else {
+                next_inline
             };
-            expander.segment(&mut out[at..], len, slope, intercept, q);
+            next_inline += usize::from(symbol != 0);
+            let id = if symbol == 0 { previous } else { named };
+            let slope = match self.table.get(id) {
+                Some(&s) => s,
+                None if id == NO_SEGMENT => {
+                    return Err(CodecError::Corrupt("pwl slope repeat at the start"))
+                }
+                None => return Err(CodecError::Corrupt("pwl slope id out of range")),
+            };
+            previous = id;
+            let first = match self.intercepts.get(&mut bits)? {
+                0 => f32::from_bits(bits.read(32)? as u32),
+                v => prediction + stream::unzigzag(v - 1) as f32 * q,
+            };
+            place::fill(&mut out[at..], len, first, slope);
+            prediction = place::eval(first, slope, len);
             at += len;
         }
+        (self.slope_id, self.next_inline) = (previous, next_inline);
+        self.bits = bits;
         out.truncate(n);
         Ok(())
-    }
-
-    fn slope(&mut self, v: u64) -> Result<f32, CodecError> {
-        let id = match (v, self.slope_id) {
-            (0, Some(id)) => id,
-            (0, None) => return Err(CodecError::Corrupt("pwl slope repeat at the start")),
-            _ if self.header.flags & FLAG_SHARED != 0 => (v - 1) as usize,
-            _ => {
-                self.next_inline += 1;
-                self.next_inline - 1
-            }
-        };
-        self.slope_id = Some(id);
-        self.header
-            .slopes
-            .get(id)
-            .copied()
-            .ok_or(CodecError::Corrupt("pwl slope id out of range"))
     }
 }
 
@@ -738,6 +754,27 @@ pub fn decode_as<T: Copy>(
     cols: usize,
     convert: impl Fn(f32) -> T + Copy,
 ) -> Result<Vec<T>, CodecError> {
+    decode_with(payload, rows, cols, convert, Instructions::Detect)
+}
+
+/// The instructions the decoder's loop may use.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Instructions {
+    /// BMI2 and AVX2 where the CPU has them.
+    Detect,
+    /// The target's baseline only (what a CPU without them runs; tests compare the two).
+    #[cfg(test)]
+    Baseline,
+}
+
+/// [`decode_as`] with a choice of [`Instructions`].
+fn decode_with<T: Copy>(
+    payload: &[u8],
+    rows: usize,
+    cols: usize,
+    convert: impl Fn(f32) -> T + Copy,
+    instructions: Instructions,
+) -> Result<Vec<T>, CodecError> {
     let total = rows
         .checked_mul(cols)
         .ok_or(CodecError::TooLarge(u64::MAX))?;
@@ -751,20 +788,73 @@ pub fn decode_as<T: Copy>(
     if total == 0 {
         return Ok(Vec::new());
     }
-    let mut segments = SegmentReader::new(BitSource::new(segment_bytes), &header)?;
-    let mut packed = ranks::PackedReader::new(rank_bytes);
-    let mut lehmer = BitReader::new(rank_bytes);
+    let mut decoder = GroupDecoder {
+        header: &header,
+        segments: SegmentReader::new(BitSource::new(segment_bytes), &header)?,
+        packed: ranks::PackedReader::new(rank_bytes),
+        lehmer: BitReader::new(rank_bytes),
+        sorted: Vec::new(),
+    };
     let mut out = Vec::with_capacity(total.min(rank_bytes.len().saturating_mul(8) + 64));
-    let mut sorted = Vec::new();
-    for (range, &q) in header.groups.ranges().zip(&header.steps) {
-        segments.group(range.len(), q, &mut sorted)?;
-        if header.flags & FLAG_PERMUTATION != 0 {
-            ranks::gather_permutation(&mut lehmer, &sorted, &mut out, convert)?;
-        } else {
-            packed.gather(&sorted, &mut out, convert)?;
-        }
+    #[cfg(target_arch = "x86_64")]
+    if instructions == Instructions::Detect
+        && std::arch::is_x86_feature_detected!("bmi2")
+        && std::arch::is_x86_feature_detected!("avx2")
+    {
+        // SAFETY: `run_avx2` needs nothing but BMI2 and AVX2, which this CPU has (checked
+        // above).
+        unsafe { decoder.run_avx2(&mut out, convert)? };
+        return Ok(out);
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = instructions; // Only x86-64 has a second build of the loop.
+    decoder.run(&mut out, convert)?;
     Ok(out)
+}
+
+/// The decoder's state past the header: the segment and rank readers, and the current
+/// group's sorted values.
+struct GroupDecoder<'a> {
+    header: &'a Header,
+    segments: SegmentReader<'a>,
+    packed: ranks::PackedReader<'a>,
+    lehmer: BitReader<'a>,
+    sorted: Vec<f32>,
+}
+
+impl GroupDecoder<'_> {
+    /// Appends the values of every group to `out`, each as `convert(value)`.
+    #[inline(always)]
+    fn run<T: Copy>(
+        &mut self,
+        out: &mut Vec<T>,
+        convert: impl Fn(f32) -> T + Copy,
+    ) -> Result<(), CodecError> {
+        let header = self.header;
+        for (range, &q) in header.groups.ranges().zip(&header.steps) {
+            self.segments.group(range.len(), q, &mut self.sorted)?;
+            if header.flags & FLAG_PERMUTATION != 0 {
+                ranks::gather_permutation(&mut self.lehmer, &self.sorted, out, convert)?;
+            } else {
+                self.packed.gather(&self.sorted, out, convert)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`GroupDecoder::run`] compiled for BMI2 and AVX2. BMI2 makes the bit readers' shifts
+    /// by a variable count and their masks of the low bits one instruction each, and AVX2
+    /// writes a short segment's eight values with one multiply and one add instead of two
+    /// each. (FMA stays off: the format rounds the product and the sum separately.)
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "bmi2,avx2")]
+    fn run_avx2<T: Copy>(
+        &mut self,
+        out: &mut Vec<T>,
+        convert: impl Fn(f32) -> T + Copy,
+    ) -> Result<(), CodecError> {
+        self.run(out, convert)
+    }
 }
 
 #[cfg(test)]

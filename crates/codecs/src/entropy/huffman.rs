@@ -357,13 +357,15 @@ impl<'a> BitSource<'a> {
                 self.pos += ((63 - self.avail) / 8) as usize;
                 self.avail |= MAX_PEEK;
             }
-            None => self.refill_tail(),
+            None => *self = self.clone().with_tail_refilled(),
         }
     }
 
-    /// [`Self::refill`] within the last eight bytes.
+    /// [`Self::refill`] within the last eight bytes. The reader goes in and out by value so
+    /// that a caller's reader can stay in registers: a reference passed to a call that is not
+    /// inlined would keep it in memory, with a store and a load around every read.
     #[cold]
-    fn refill_tail(&mut self) {
+    fn with_tail_refilled(mut self) -> Self {
         while self.avail <= MAX_PEEK {
             let Some(&byte) = self.bytes.get(self.pos) else {
                 break;
@@ -372,6 +374,7 @@ impl<'a> BitSource<'a> {
             self.pos += 1;
             self.avail += 8;
         }
+        self
     }
 
     /// The next `count` (<= [`MAX_PEEK`]) bits without consuming them; bits past the end read

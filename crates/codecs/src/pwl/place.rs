@@ -78,30 +78,37 @@ const OFFSETS: [f32; BLOCK] = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0];
 /// Sets `out[j] = eval(first, slope, j)` for `j < len`, where `len <= out.len()` and
 /// `out.len() < 2^32` (as every group is). May also write `out[len..BLOCK]`: the caller keeps
 /// [`BLOCK`] spare slots after the group and overwrites them with the next segment.
-#[inline]
+#[inline(always)]
 pub fn fill(out: &mut [f32], len: usize, first: f32, slope: f32) {
     match out.first_chunk_mut::<BLOCK>() {
         Some(block) if len <= BLOCK => fill_block(block, 0.0, first, slope),
+        _ => fill_long(out, len, first, slope),
+    }
+}
+
+/// [`fill`] of a segment longer than [`BLOCK`] (or near the end of `out`), out of line: short
+/// segments are the most, and their block of writes is inlined into the decoder's loop, where
+/// a call would make it save and reload its state around every segment.
+#[inline(never)]
+fn fill_long(out: &mut [f32], len: usize, first: f32, slope: f32) {
+    if len < 1 << 24 {
         // Below 2^24 every offset is exact in `f32`, so `base + k` is `j as f32`, and the
         // blocks compile to vector operations.
-        _ if len < 1 << 24 => {
-            let mut chunks = out[..len].chunks_exact_mut(BLOCK);
-            let mut base = 0.0;
-            for chunk in &mut chunks {
-                if let Ok(block) = <&mut [f32; BLOCK]>::try_from(chunk) {
-                    fill_block(block, base, first, slope);
-                }
-                base += BLOCK as f32;
+        let mut chunks = out[..len].chunks_exact_mut(BLOCK);
+        let mut base = 0.0;
+        for chunk in &mut chunks {
+            if let Ok(block) = <&mut [f32; BLOCK]>::try_from(chunk) {
+                fill_block(block, base, first, slope);
             }
-            for (slot, &k) in chunks.into_remainder().iter_mut().zip(&OFFSETS) {
-                *slot = first + slope * (base + k);
-            }
+            base += BLOCK as f32;
         }
+        for (slot, &k) in chunks.into_remainder().iter_mut().zip(&OFFSETS) {
+            *slot = first + slope * (base + k);
+        }
+    } else {
         // `j as f32` of a `u32` is a single conversion; of a `usize` it needs a branch.
-        _ => {
-            for (j, slot) in (0..=u32::MAX).zip(&mut out[..len]) {
-                *slot = first + slope * j as f32;
-            }
+        for (j, slot) in (0..=u32::MAX).zip(&mut out[..len]) {
+            *slot = first + slope * j as f32;
         }
     }
 }
@@ -120,31 +127,6 @@ pub fn first_value(intercept: Intercept, prediction: f32, q: f32) -> f32 {
     match intercept {
         Intercept::Steps(k) => prediction + k as f32 * q,
         Intercept::Literal(v) => v,
-    }
-}
-
-/// Turns the segments of a group into its sorted values, in the decoder's arithmetic: each
-/// segment's first value comes from its intercept and the extension of the segment before.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Expander {
-    prediction: f32,
-}
-
-impl Expander {
-    /// Writes the `len` values of the next segment to `out[..len]`, as [`fill`] does (which
-    /// may write up to [`BLOCK`] slots).
-    #[inline]
-    pub fn segment(
-        &mut self,
-        out: &mut [f32],
-        len: usize,
-        slope: f32,
-        intercept: Intercept,
-        q: f32,
-    ) {
-        let first = first_value(intercept, self.prediction, q);
-        fill(out, len, first, slope);
-        self.prediction = eval(first, slope, len);
     }
 }
 

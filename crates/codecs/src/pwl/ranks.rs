@@ -47,6 +47,9 @@ impl<'a> PackedReader<'a> {
     }
 
     /// Reads `sorted.len()` packed ranks and appends `convert(sorted[rank])` for each to `out`.
+    /// Inlined into the decoder's loop, so that it is compiled for the instruction set the
+    /// decoder picked at run time.
+    #[inline(always)]
     pub fn gather<T: Copy>(
         &mut self,
         sorted: &[f32],

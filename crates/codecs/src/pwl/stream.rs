@@ -132,12 +132,16 @@ impl<'a> ValueWriter<'a> {
     }
 }
 
+/// Bits every [`ValueReader`] table is indexed by: the longest codeword a parameter code may
+/// have, so that every symbol is found with one lookup.
+const TABLE_BITS: u32 = CODE_LIMIT;
+
 /// Reads the values of one code, most of them (symbol and extra bits) with one table lookup.
 #[derive(Debug)]
 pub struct ValueReader {
-    /// Indexed by the next `bits` bits of the stream.
-    entries: Vec<Entry>,
-    bits: u32,
+    /// Indexed by the next [`TABLE_BITS`] bits of the stream. Its fixed size makes the index
+    /// (masked to that many bits) need no bounds check, and the mask a constant.
+    entries: Box<[Entry; 1 << TABLE_BITS]>,
 }
 
 /// What the next bits of the stream start with.
@@ -162,21 +166,28 @@ impl ValueReader {
     /// Tables index at least this many bits, so that the extra bits of most values fit.
     const MIN_TABLE_BITS: u32 = 10;
 
-    /// The reader of values written with `code`.
-    pub fn new(code: &Code) -> Self {
+    /// The reader of values written with `code`; errors if a codeword is longer than
+    /// [`CODE_LIMIT`] bits (which the encoder never writes).
+    pub fn new(code: &Code) -> Result<Self, CodecError> {
+        if code.max_len() > TABLE_BITS {
+            return Err(CodecError::Corrupt(
+                "pwl parameter code longer than 12 bits",
+            ));
+        }
+        // Built for the first `bits` bits; the entries of longer indices repeat them.
         let bits = code.max_len().max(Self::MIN_TABLE_BITS);
         let invalid = Entry {
             payload: 0,
             value_bits: Entry::NOT_A_VALUE,
             symbol_bits: Entry::NO_CODEWORD,
         };
-        let mut entries = vec![invalid; 1 << bits];
+        let mut entries = Box::new([invalid; 1 << TABLE_BITS]);
         for symbol in (0..code.alphabet()).filter(|&s| code.is_coded(s)) {
             let (word, len) = code.codeword(symbol);
             // A symbol outside the alphabet (of a damaged payload) is rejected when read.
             let (base, extra_bits) = SYMBOLS.get(symbol).copied().unwrap_or((0, u32::MAX));
             // Every index whose low `len` bits are the codeword starts with this symbol. A whole
-            // value fits in 16 bits: it has at most `bits - len <= 14` extra bits (codewords of
+            // value fits in 16 bits: it has at most `bits - len <= 11` extra bits (codewords of
             // a code of two or more symbols have a bit or more; a one-symbol code's table has 10).
             let indices = (0..1u64 << (bits - len)).map(|high| (high, word | high << len));
             if extra_bits <= bits - len {
@@ -198,14 +209,17 @@ impl ValueReader {
                 indices.for_each(|(_, index)| entries[index as usize] = entry);
             }
         }
-        ValueReader { entries, bits }
+        for filled in bits..TABLE_BITS {
+            entries.copy_within(0..1 << filled, 1 << filled);
+        }
+        Ok(ValueReader { entries })
     }
 
     /// Reads a value written by [`put`] (or [`ValueWriter::put`]).
     #[inline(always)]
     pub fn get(&self, r: &mut BitSource<'_>) -> Result<u64, CodecError> {
-        // `peek` returns a number below `2^bits`, so the index is in range.
-        let entry = self.entries[r.peek(self.bits) as usize];
+        // `peek` returns a number below `2^TABLE_BITS`, so the index is in range.
+        let entry = self.entries[r.peek(TABLE_BITS) as usize];
         if u32::from(entry.value_bits) <= r.available() {
             r.skip(entry.value_bits.into());
             return Ok(entry.payload.into());
@@ -224,21 +238,29 @@ impl ValueReader {
                 }
             }
         }
-        Self::get_rest(entry, r)
+        let (value, rest) = Self::get_rest(entry, r.clone())?;
+        *r = rest;
+        Ok(value)
     }
 
     /// [`Self::get`] for a value past the end of the stream, a symbol whose extra bits are
-    /// read separately, or bits that start no codeword.
-    fn get_rest(entry: Entry, r: &mut BitSource<'_>) -> Result<u64, CodecError> {
+    /// read separately, or bits that start no codeword. The reader goes in and out by value,
+    /// as in [`BitSource`]'s refill, so that [`Self::get`]'s callers keep theirs in registers.
+    #[cold]
+    fn get_rest<'a>(
+        entry: Entry,
+        mut r: BitSource<'a>,
+    ) -> Result<(u64, BitSource<'a>), CodecError> {
         if entry.value_bits != Entry::NOT_A_VALUE {
             r.consume(entry.value_bits.into())?;
-            return Ok(entry.payload.into());
+            return Ok((entry.payload.into(), r));
         }
         if entry.symbol_bits == Entry::NO_CODEWORD {
             return Err(CodecError::Corrupt("bit pattern is not a Huffman code"));
         }
         r.consume(entry.symbol_bits.into())?;
-        Bucket::read(entry.payload.into(), r)
+        let value = Bucket::read(entry.payload.into(), &mut r)?;
+        Ok((value, r))
     }
 }
 
@@ -291,7 +313,7 @@ mod tests {
             }
             let bytes = w.finish();
             prop_assert_eq!(&bytes, &reference.finish());
-            let reader = ValueReader::new(&code);
+            let reader = ValueReader::new(&code).unwrap();
             let mut r = BitSource::new(&bytes);
             for &v in &values {
                 prop_assert_eq!(reader.get(&mut r).unwrap(), v);
@@ -306,5 +328,17 @@ mod tests {
         assert_eq!(Bucket::of(24).symbol, 17);
         assert_eq!(Bucket::of(MAX_VALUE).symbol, ALPHABET - 1);
         assert_eq!(unzigzag(zigzag(-5)), -5);
+    }
+
+    /// Complete codes of lengths 1, 2, ..., `longest`, `longest`.
+    fn code_up_to(longest: u8) -> Code {
+        let lengths = (1..=longest).chain([longest]).collect();
+        Code::from_lengths(lengths).unwrap()
+    }
+
+    #[test]
+    fn pwl_value_reader_rejects_codewords_past_the_limit() {
+        assert!(ValueReader::new(&code_up_to(CODE_LIMIT as u8)).is_ok());
+        assert!(ValueReader::new(&code_up_to(CODE_LIMIT as u8 + 1)).is_err());
     }
 }

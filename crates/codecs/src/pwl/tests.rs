@@ -137,6 +137,8 @@ proptest! {
         let decoded = decode(&payload, rows, cols).expect("decodes");
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         prop_assert_eq!(bits(&reconstructed), bits(&decoded));
+        let baseline = decode_with(&payload, rows, cols, |v| v, Instructions::Baseline);
+        prop_assert_eq!(bits(&baseline.expect("decodes")), bits(&decoded));
     }
 
     #[test]
@@ -195,7 +197,12 @@ proptest! {
             let i = at.index(damaged.len());
             damaged[i] ^= byte;
         }
-        let _ = decode(&damaged, 4, 50);
+        // Both instruction sets accept and reject the same payloads, with the same values.
+        let bits = |v: Vec<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        prop_assert_eq!(
+            decode(&damaged, 4, 50).map(bits),
+            decode_with(&damaged, 4, 50, |v| v, Instructions::Baseline).map(bits)
+        );
     }
 }
 
