@@ -725,10 +725,12 @@ impl<'a> SegmentReader<'a> {
                 None => return Err(CodecError::Corrupt("pwl slope id out of range")),
             };
             previous = id;
-            let first = match self.intercepts.get(&mut bits)? {
-                0 => f32::from_bits(bits.read(32)? as u32),
-                v => prediction + stream::unzigzag(v - 1) as f32 * q,
+            let intercept = match self.intercepts.get(&mut bits)? {
+                0 => Intercept::Literal(f32::from_bits(bits.read(32)? as u32)),
+                v => Intercept::Steps(stream::unzigzag(v - 1)),
             };
+            // The placement's own arithmetic, so that the encoder's reconstruction is this.
+            let first = place::first_value(intercept, prediction, q);
             place::fill(&mut out[at..], len, first, slope);
             prediction = place::eval(first, slope, len);
             at += len;
