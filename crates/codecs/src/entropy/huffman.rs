@@ -324,7 +324,9 @@ pub struct BitSource<'a> {
     /// The next `avail` bits of the stream, least significant first; above them the bits
     /// that follow, or zeros.
     acc: u64,
-    avail: u32,
+    /// A full word rather than a `u32`: with four bytes of padding beside it, the compiler
+    /// carried the count and the padding in one register, masking and merging at every read.
+    avail: u64,
 }
 
 /// Most bits [`BitSource::peek`] and [`BitSource::read`] take at once.
@@ -355,7 +357,7 @@ impl<'a> BitSource<'a> {
                 // byte are loaded again by the next refill.
                 self.acc |= u64::from_le_bytes(*word) << self.avail;
                 self.pos += ((63 - self.avail) / 8) as usize;
-                self.avail |= MAX_PEEK;
+                self.avail |= u64::from(MAX_PEEK);
             }
             None => *self = self.clone().with_tail_refilled(),
         }
@@ -366,7 +368,7 @@ impl<'a> BitSource<'a> {
     /// inlined would keep it in memory, with a store and a load around every read.
     #[cold]
     fn with_tail_refilled(mut self) -> Self {
-        while self.avail <= MAX_PEEK {
+        while self.avail <= u64::from(MAX_PEEK) {
             let Some(&byte) = self.bytes.get(self.pos) else {
                 break;
             };
@@ -382,7 +384,7 @@ impl<'a> BitSource<'a> {
     #[inline]
     pub fn peek(&mut self, count: u32) -> u64 {
         debug_assert!(count <= MAX_PEEK);
-        if self.avail < count {
+        if self.avail < u64::from(count) {
             self.refill();
         }
         self.acc & ((1u64 << count) - 1)
@@ -391,29 +393,29 @@ impl<'a> BitSource<'a> {
     /// Skips `count` (<= [`MAX_PEEK`]) bits; errors if that passes the end.
     #[inline]
     pub fn consume(&mut self, count: u32) -> Result<(), CodecError> {
-        if self.avail < count {
+        if self.avail < u64::from(count) {
             self.refill();
-            if self.avail < count {
+            if self.avail < u64::from(count) {
                 return Err(CodecError::Corrupt("bit stream ends early"));
             }
         }
         self.acc >>= count;
-        self.avail -= count;
+        self.avail -= u64::from(count);
         Ok(())
     }
 
     /// Number of bits in the buffer: [`Self::skip`] may take that many.
     #[inline]
     pub fn available(&self) -> u32 {
-        self.avail
+        self.avail as u32 // At most 63.
     }
 
     /// Skips `count` bits that the buffer holds (`count <= self.available()`).
     #[inline]
     pub fn skip(&mut self, count: u32) {
-        debug_assert!(count <= self.avail);
+        debug_assert!(u64::from(count) <= self.avail);
         self.acc >>= count;
-        self.avail -= count;
+        self.avail -= u64::from(count);
     }
 
     /// Reads `count` (<= [`MAX_PEEK`]) bits.

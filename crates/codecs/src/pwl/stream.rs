@@ -181,7 +181,10 @@ impl ValueReader {
             value_bits: Entry::NOT_A_VALUE,
             symbol_bits: Entry::NO_CODEWORD,
         };
-        let mut entries = Box::new([invalid; 1 << TABLE_BITS]);
+        // Built on the heap, each slot written once: `Box::new` of an array fills it on the
+        // stack and copies it over, three tables per tensor decoded.
+        let mut entries = Vec::with_capacity(1 << TABLE_BITS);
+        entries.resize(1 << bits, invalid);
         for symbol in (0..code.alphabet()).filter(|&s| code.is_coded(s)) {
             let (word, len) = code.codeword(symbol);
             // A symbol outside the alphabet (of a damaged payload) is rejected when read.
@@ -210,8 +213,10 @@ impl ValueReader {
             }
         }
         for filled in bits..TABLE_BITS {
-            entries.copy_within(0..1 << filled, 1 << filled);
+            entries.extend_from_within(..1 << filled);
         }
+        let entries = (entries.into_boxed_slice().try_into())
+            .expect("2^bits entries doubled up to 2^TABLE_BITS");
         Ok(ValueReader { entries })
     }
 
