@@ -702,6 +702,10 @@ impl<'a> SegmentReader<'a> {
         let mut prediction = 0.0f32;
         let mut at = 0;
         while at < n {
+            // Enough bits for the segment's three values (up to 12 bits each when they are
+            // read whole), loaded without a test of how many the buffer holds: their own tests
+            // are then always false, and predicted.
+            bits.refill();
             let len = self.lens.get(&mut bits)? as usize + 1;
             if len > n - at {
                 return Err(CodecError::Corrupt("pwl segment runs past its group"));

@@ -344,9 +344,12 @@ impl<'a> BitSource<'a> {
     }
 
     /// Loads whole bytes into the buffer until it holds at least [`MAX_PEEK`] bits or the
-    /// bytes run out.
+    /// bytes run out. Called whatever the buffer holds, before a few reads that take at most
+    /// [`MAX_PEEK`] bits together, it spares those reads their test for a refill, a branch
+    /// that mispredicts whenever the count of buffered bits varies from read to read; it
+    /// changes nothing when the buffer is full.
     #[inline]
-    fn refill(&mut self) {
+    pub fn refill(&mut self) {
         match self
             .bytes
             .get(self.pos..)
