@@ -704,7 +704,7 @@ impl<'a> SegmentReader<'a> {
         while at < n {
             // Enough bits for the segment's three values (up to 12 bits each when they are
             // read whole), loaded without a test of how many the buffer holds: their own tests
-            // are then always false, and predicted.
+            // then fail only near the end of the stream, and are predicted.
             bits.refill();
             let len = self.lens.get(&mut bits)? as usize + 1;
             if len > n - at {

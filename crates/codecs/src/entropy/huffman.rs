@@ -346,8 +346,8 @@ impl<'a> BitSource<'a> {
     /// Loads whole bytes into the buffer until it holds at least [`MAX_PEEK`] bits or the
     /// bytes run out. Called whatever the buffer holds, before a few reads that take at most
     /// [`MAX_PEEK`] bits together, it spares those reads their test for a refill, a branch
-    /// that mispredicts whenever the count of buffered bits varies from read to read; it
-    /// changes nothing when the buffer is full.
+    /// that mispredicts whenever the count of buffered bits varies from read to read. On a
+    /// full buffer it loads nothing new.
     #[inline]
     pub fn refill(&mut self) {
         match self
