@@ -3,6 +3,11 @@
 use super::*;
 use proptest::prelude::*;
 
+/// The bit patterns of `values`, so that comparisons tell -0 from 0 and compare NaNs.
+fn bits(values: &[f32]) -> Vec<u32> {
+    values.iter().map(|x| x.to_bits()).collect()
+}
+
 /// A small deterministic generator (xorshift64*), so the distributions need no extra crate.
 struct Rng(u64);
 
@@ -135,7 +140,6 @@ proptest! {
         let (payload, reconstructed) = encode_reconstructed(&values, rows, &bounds, &options);
         prop_assert_eq!(&payload, &encode(&values, rows, &bounds, &options));
         let decoded = decode(&payload, rows, cols).expect("decodes");
-        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         prop_assert_eq!(bits(&reconstructed), bits(&decoded));
         let baseline = decode_with(&payload, rows, cols, |v| v, Instructions::Baseline);
         prop_assert_eq!(bits(&baseline.expect("decodes")), bits(&decoded));
@@ -198,10 +202,9 @@ proptest! {
             damaged[i] ^= byte;
         }
         // Both instruction sets accept and reject the same payloads, with the same values.
-        let bits = |v: Vec<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         prop_assert_eq!(
-            decode(&damaged, 4, 50).map(bits),
-            decode_with(&damaged, 4, 50, |v| v, Instructions::Baseline).map(bits)
+            decode(&damaged, 4, 50).map(|v| bits(&v)),
+            decode_with(&damaged, 4, 50, |v| v, Instructions::Baseline).map(|v| bits(&v))
         );
     }
 }
