@@ -57,7 +57,8 @@ fn cross(o: Point, a: Point, b: Point) -> f64 {
     oa.dx * ob.dy - oa.dy * ob.dx
 }
 
-/// The state of the streaming optimal algorithm for the current segment.
+/// The state of the streaming optimal algorithm for the current segment, which holds at least
+/// two points.
 #[derive(Debug, Default)]
 struct Hull {
     upper: Vec<Point>,
@@ -66,51 +67,64 @@ struct Hull {
     lower_start: usize,
     /// rect[0], rect[2]: the line of least slope; rect[1], rect[3]: the line of greatest slope.
     rect: [Point; 4],
-    points: usize,
 }
 
 impl Hull {
-    /// Adds the point `(x, y)`; false (and the hull reset) if no line fits it with the others.
+    /// Starts a segment with its first two points, `y0` at x = 0 and `y1` at x = 1: a line
+    /// fits any two points, so a segment has at least two unless it is a group's last point.
+    /// Taking them together spares the per-point test of how many points the segment holds,
+    /// which mispredicts where segments are as short as trained weights make them (about
+    /// three points at the default bounds).
+    #[inline(always)]
+    fn start(&mut self, y0: f64, y1: f64, eps: f64) {
+        let (hi0, lo0) = (
+            Point {
+                x: 0.0,
+                y: y0 + eps,
+            },
+            Point {
+                x: 0.0,
+                y: y0 - eps,
+            },
+        );
+        let (hi1, lo1) = (
+            Point {
+                x: 1.0,
+                y: y1 + eps,
+            },
+            Point {
+                x: 1.0,
+                y: y1 - eps,
+            },
+        );
+        self.rect = [hi0, lo0, lo1, hi1];
+        self.upper.clear();
+        self.lower.clear();
+        self.upper.extend([hi0, hi1]);
+        self.lower.extend([lo0, lo1]);
+        self.upper_start = 0;
+        self.lower_start = 0;
+    }
+
+    /// Adds the point `(x, y)` to a segment of two or more points; false if no line fits it
+    /// with the others (the hull is then left as it was).
     #[inline(always)]
     fn add(&mut self, x: f64, y: f64, eps: f64) -> bool {
         let hi = Point { x, y: y + eps };
         let lo = Point { x, y: y - eps };
-        match self.points {
-            0 => self.start(hi, lo),
-            1 => {
-                self.rect[2] = lo;
-                self.rect[3] = hi;
-                self.upper.push(hi);
-                self.lower.push(lo);
-            }
-            _ => {
-                let least = dir(self.rect[2], self.rect[0]);
-                let most = dir(self.rect[3], self.rect[1]);
-                if less(dir(hi, self.rect[2]), least) || greater(dir(lo, self.rect[3]), most) {
-                    self.points = 0;
-                    return false;
-                }
-                if less(dir(hi, self.rect[1]), most) {
-                    self.lower_max_slope(hi);
-                }
-                if greater(dir(lo, self.rect[0]), least) {
-                    self.upper_min_slope(lo);
-                }
-            }
+        let least = dir(self.rect[2], self.rect[0]);
+        let most = dir(self.rect[3], self.rect[1]);
+        // Both tests are computed, and joined without a second branch.
+        if less(dir(hi, self.rect[2]), least) | greater(dir(lo, self.rect[3]), most) {
+            return false;
         }
-        self.points += 1;
+        if less(dir(hi, self.rect[1]), most) {
+            self.lower_max_slope(hi);
+        }
+        if greater(dir(lo, self.rect[0]), least) {
+            self.upper_min_slope(lo);
+        }
         true
-    }
-
-    fn start(&mut self, hi: Point, lo: Point) {
-        self.rect[0] = hi;
-        self.rect[1] = lo;
-        self.upper.clear();
-        self.lower.clear();
-        self.upper.push(hi);
-        self.lower.push(lo);
-        self.upper_start = 0;
-        self.lower_start = 0;
     }
 
     /// `hi` lowers the greatest feasible slope: find its new support on the lower hull and add
@@ -167,11 +181,8 @@ impl Hull {
         self.lower.push(lo);
     }
 
-    /// The middle of the feasible slope range of the segment just closed (`len` points).
-    fn mid_slope(&self, len: usize) -> f64 {
-        if len < 2 {
-            return 0.0;
-        }
+    /// The middle of the feasible slope range of the segment just closed.
+    fn mid_slope(&self) -> f64 {
         let least = dir(self.rect[2], self.rect[0]);
         let most = dir(self.rect[3], self.rect[1]);
         0.5 * (least.dy / least.dx + most.dy / most.dx)
@@ -196,30 +207,30 @@ impl Optimal {
     /// segment's line (as [`optimal`]).
     pub fn run<T: Copy + Into<f64>>(&mut self, y: &[T], eps: f64, pieces: &mut Vec<Piece>) {
         let hull = &mut self.hull;
-        hull.points = 0;
+        let at = |i: usize| -> f64 { y[i].into() };
         let mut start = 0;
-        // `i - start` as `f64`, counted in floats: exact (below 2^53), and cheaper than
-        // converting a `usize`, which takes a branch.
-        let mut x = 0.0;
-        for (i, &v) in y.iter().enumerate() {
-            let v = v.into();
-            if !hull.add(x, v, eps) {
-                pieces.push(Piece {
-                    start: start as u32,
-                    len: (i - start) as u32,
-                    slope: hull.mid_slope(i - start),
-                });
-                start = i;
-                hull.add(0.0, v, eps);
-                x = 0.0;
+        while start + 1 < y.len() {
+            hull.start(at(start), at(start + 1), eps);
+            let mut end = start + 2;
+            // `end - start` as `f64`, counted in floats: exact (below 2^53), and cheaper than
+            // converting a `usize`, which takes a branch.
+            let mut x = 2.0;
+            while end < y.len() && hull.add(x, at(end), eps) {
+                end += 1;
+                x += 1.0;
             }
-            x += 1.0;
+            pieces.push(Piece {
+                start: start as u32,
+                len: (end - start) as u32,
+                slope: hull.mid_slope(),
+            });
+            start = end;
         }
         if start < y.len() {
             pieces.push(Piece {
                 start: start as u32,
-                len: (y.len() - start) as u32,
-                slope: hull.mid_slope(y.len() - start),
+                len: 1,
+                slope: 0.0,
             });
         }
     }
