@@ -281,17 +281,34 @@ impl ValueReader {
 
 /// For `K` kinds of values given side by side: the symbol counts of each kind (to build its
 /// code) and its largest value.
+///
+/// Values below [`TALLY_DIRECT`] are counted per value and turned into symbol counts at the
+/// end: splitting every value into its symbol as it comes takes a branch between direct
+/// symbols and bit lengths that mispredicts on mixed streams (8.5% of the encoder's
+/// mispredictions on MobileNetV2).
 pub fn tally<const K: usize>(values: impl Iterator<Item = [u64; K]>) -> ([Vec<u64>; K], [u64; K]) {
     let mut counts: [Vec<u64>; K] = std::array::from_fn(|_| vec![0u64; ALPHABET]);
+    let mut by_value: [Vec<u64>; K] = std::array::from_fn(|_| vec![0u64; TALLY_DIRECT]);
     let mut max = [0u64; K];
     for v in values {
         for k in 0..K {
-            counts[k][Bucket::of(v[k]).symbol] += 1;
+            match by_value[k].get_mut(v[k] as usize) {
+                Some(count) => *count += 1,
+                None => counts[k][Bucket::of(v[k]).symbol] += 1,
+            }
             max[k] = max[k].max(v[k]);
+        }
+    }
+    for (counts, by_value) in counts.iter_mut().zip(&by_value) {
+        for (v, &count) in by_value.iter().enumerate() {
+            counts[Bucket::of(v as u64).symbol] += count;
         }
     }
     (counts, max)
 }
+
+/// Values [`tally`] counts one by one before finding their symbols.
+const TALLY_DIRECT: usize = 1 << 10;
 
 /// Zigzag map of a signed integer.
 pub fn zigzag(k: i64) -> u64 {
