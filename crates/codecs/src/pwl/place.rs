@@ -250,21 +250,6 @@ impl<'a> Placer<'a> {
         try_whole: bool,
         walk: usize,
     ) -> Fit {
-        if try_whole {
-            // Most pieces are this short. Their ranks are tested with a fixed number of
-            // operations, chosen by one branch on the length, where the loops below would each
-            // end after a varying count (two mispredicted branches per piece, a quarter of the
-            // encoder's). A piece that does not fit whole takes the general path.
-            let fit = match self.sorted[at..end].len() {
-                2 => self.whole::<2>(at, slope),
-                3 => self.whole::<3>(at, slope),
-                4 => self.whole::<4>(at, slope),
-                _ => None,
-            };
-            if let Some(fit) = fit {
-                return fit;
-            }
-        }
         let ys = &self.sorted[at..end];
         // Most pieces fit whole. When the window of all of `ys` holds a grid point, so does
         // the window of every prefix (a wider one): the walk of `longest_run` would reach the
@@ -314,26 +299,6 @@ impl<'a> Placer<'a> {
         }
     }
 
-    /// The segment of the `N` ranks from `at` as a whole, if they fit with an intercept on the
-    /// grid: what [`Self::one_segment`] finds for them then, with the same operations.
-    #[inline(always)]
-    fn whole<const N: usize>(&mut self, at: usize, slope: f32) -> Option<Fit> {
-        let ys: [f32; N] = *self.sorted.get(at..)?.first_chunk()?;
-        let window = self.window(&ys, slope);
-        let steps = self.steps(window)?;
-        let intercept = self.choose(window, Some(steps));
-        let first = first_value(intercept, self.prediction, self.q);
-        let out = self.decoded.get_mut(at..)?;
-        fill(out, N, first, slope);
-        let decoded: &[f32; N] = out.first_chunk()?;
-        all_within(&ys, decoded, self.bound).then_some(Fit {
-            len: N,
-            intercept,
-            first,
-            cut: false,
-        })
-    }
-
     /// Longest prefix of `ys` with a storable intercept for `slope`, and its window.
     fn longest_run(&self, ys: &[f32], slope: f32) -> (usize, Window) {
         let mut w = Window {
@@ -362,7 +327,6 @@ impl<'a> Placer<'a> {
     /// The intercepts that fit every point of `ys` for `slope` (possibly none: `lo > hi`): the
     /// intersection of every `[r - bound, r + bound]`, `r = y - slope * j`, with the walk's
     /// operations.
-    #[inline(always)]
     fn window(&self, ys: &[f32], slope: f32) -> Window {
         let (s, b) = (f64::from(slope), self.bound);
         let mut w = Window {
@@ -448,27 +412,16 @@ impl<'a> Placer<'a> {
 /// First offset where `decoded` misses `ys` by more than `bound`; NaN (from an overflowing
 /// evaluation) counts as a miss.
 fn first_miss(ys: &[f32], decoded: &[f32], bound: f64) -> Option<usize> {
-    if all_within(ys, decoded, bound) {
+    let within = |(&y, &d): (&f32, &f32)| (f64::from(y) - f64::from(d)).abs() <= bound;
+    // Misses are rare: one pass without an early exit (which vectorizes) decides.
+    if ys
+        .iter()
+        .zip(decoded)
+        .fold(true, |all, pair| all & within(pair))
+    {
         return None;
     }
-    ys.iter()
-        .zip(decoded)
-        .position(|(&y, &d)| !within(y, d, bound))
-}
-
-/// Whether every value of `decoded` is within `bound` of its value in `ys`. Misses are rare:
-/// one pass without an early exit (which vectorizes) decides.
-#[inline(always)]
-fn all_within(ys: &[f32], decoded: &[f32], bound: f64) -> bool {
-    ys.iter()
-        .zip(decoded)
-        .fold(true, |all, (&y, &d)| all & within(y, d, bound))
-}
-
-/// Whether `d` is within `bound` of `y`; NaN (from an overflowing evaluation) is not.
-#[inline(always)]
-fn within(y: f32, d: f32, bound: f64) -> bool {
-    (f64::from(y) - f64::from(d)).abs() <= bound
+    ys.iter().zip(decoded).position(|pair| !within(pair))
 }
 
 /// `x.floor()` (for every `x`, NaN and infinities included, up to the sign of a zero) without
