@@ -57,6 +57,11 @@ fn cross(o: Point, a: Point, b: Point) -> f64 {
     oa.dx * ob.dy - oa.dy * ob.dx
 }
 
+/// The points `eps` above and below `(x, y)`.
+fn band(x: f64, y: f64, eps: f64) -> (Point, Point) {
+    (Point { x, y: y + eps }, Point { x, y: y - eps })
+}
+
 /// The state of the streaming optimal algorithm for the current segment, which holds at least
 /// two points.
 #[derive(Debug, Default)]
@@ -77,26 +82,8 @@ impl Hull {
     /// three points at the default bounds).
     #[inline(always)]
     fn start(&mut self, y0: f64, y1: f64, eps: f64) {
-        let (hi0, lo0) = (
-            Point {
-                x: 0.0,
-                y: y0 + eps,
-            },
-            Point {
-                x: 0.0,
-                y: y0 - eps,
-            },
-        );
-        let (hi1, lo1) = (
-            Point {
-                x: 1.0,
-                y: y1 + eps,
-            },
-            Point {
-                x: 1.0,
-                y: y1 - eps,
-            },
-        );
+        let (hi0, lo0) = band(0.0, y0, eps);
+        let (hi1, lo1) = band(1.0, y1, eps);
         self.rect = [hi0, lo0, lo1, hi1];
         self.upper.clear();
         self.lower.clear();
@@ -110,8 +97,7 @@ impl Hull {
     /// with the others (the hull is then left as it was).
     #[inline(always)]
     fn add(&mut self, x: f64, y: f64, eps: f64) -> bool {
-        let hi = Point { x, y: y + eps };
-        let lo = Point { x, y: y - eps };
+        let (hi, lo) = band(x, y, eps);
         let least = dir(self.rect[2], self.rect[0]);
         let most = dir(self.rect[3], self.rect[1]);
         // Both tests are computed, and joined without a second branch.

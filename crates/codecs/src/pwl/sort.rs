@@ -23,8 +23,7 @@ pub struct Sorter {
     keys: Vec<u64>,
     scratch: Vec<u64>,
     /// The histograms of the radix sort's three bytes, all zero between groups: the passes
-    /// clear them as they read them, which spares zeroing 3 kB for every group (as long as a
-    /// small group's keys).
+    /// clear them as they read them, instead of 3 kB being zeroed for every group.
     counts: Box<[[u32; 256]; 3]>,
 }
 
